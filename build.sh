@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# propolis-standalone build driver.
+#
+#   ./build.sh            install what the build needs, publish out/propolis-standalone (NativeAOT)
+#   ./build.sh run [ARGS] build, prepare the demo guest, boot it (examples/standalone.toml by default)
+#   ./build.sh test       build and run every test: unit, toml-test, end-to-end
+#   ./build.sh bench      build and run the benchmark programs
+#
+# Everything the project needs is installed from here (Debian packages through apt-get,
+# NuGet packages through dotnet restore); nothing else is assumed on the machine.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$ROOT"
+OUT="$ROOT/out"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+# apt_need PKG...: install the Debian packages that are not installed yet.
+apt_updated=0
+apt_need() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get to install them"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [ $apt_updated -eq 0 ]; then
+        log "apt-get update"
+        $sudo apt-get update -qq >/dev/null
+        apt_updated=1
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_deps() {
+    command -v dotnet >/dev/null || die "the .NET SDK is not installed (global.json pins $(grep -o '"version": *"[^"]*"' global.json | cut -d'"' -f4)); install it from Microsoft's packages and retry"
+    # NativeAOT links with the system toolchain.
+    apt_need gcc libc6-dev zlib1g-dev
+}
+
+publish() {
+    build_deps
+    log "publishing propolis-standalone (NativeAOT) into out/"
+    dotnet publish Propolis.Standalone/Propolis.Standalone.csproj -c Release -r linux-x64 \
+        -o "$OUT" -nologo -v quiet -p:DebugType=none
+    for extra in "${EXTRA_PUBLISH[@]}"; do
+        [ -f "$extra" ] || continue
+        dotnet publish "$extra" -c Release -r linux-x64 -o "$OUT" -nologo -v quiet -p:DebugType=none
+    done
+    log "built $OUT/propolis-standalone"
+}
+
+# Further executables published beside the main one (the Crucible downstairs and dsc).
+EXTRA_PUBLISH=(
+    Propolis.Crucible.Downstairs/Propolis.Crucible.Downstairs.csproj
+    Propolis.Crucible.Dsc/Propolis.Crucible.Dsc.csproj
+)
+
+unit_tests() {
+    log "unit tests"
+    dotnet test propolis.sln -c Release -nologo -v quiet --logger "console;verbosity=minimal"
+}
+
+e2e_tests() {
+    if [ -x test/e2e/run.sh ]; then
+        log "end-to-end tests"
+        test/e2e/run.sh
+    fi
+}
+
+cmd=${1:-build}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    build)
+        publish
+        ;;
+    run)
+        publish
+        if [ -x test/e2e/demo-guest.sh ]; then
+            test/e2e/demo-guest.sh
+        fi
+        if [ $# -eq 0 ]; then set -- examples/standalone.toml; fi
+        if [ -x test/e2e/kvm-sandbox.sh ] && [ ! -w /dev/kvm ]; then
+            exec test/e2e/kvm-sandbox.sh --interactive -- "$OUT/propolis-standalone" "$@"
+        fi
+        exec "$OUT/propolis-standalone" "$@"
+        ;;
+    test)
+        publish
+        unit_tests
+        e2e_tests
+        ;;
+    bench)
+        publish
+        [ -x test/bench/run.sh ] || die "no benchmark programs yet"
+        exec test/bench/run.sh "$@"
+        ;;
+    -h|--help|help)
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+        ;;
+    *)
+        die "unknown command '$cmd' (try ./build.sh help)"
+        ;;
+esac

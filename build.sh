@@ -62,16 +62,37 @@ EXTRA_PUBLISH=(
     Propolis.Crucible.Dsc/Propolis.Crucible.Dsc.csproj
 )
 
+# Totals over every suite, printed as the last line of `./build.sh test`.
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+add_totals() { TOTAL_PASSED=$((TOTAL_PASSED + $1)); TOTAL_FAILED=$((TOTAL_FAILED + $2)); }
+
 unit_tests() {
     log "unit tests"
-    dotnet test propolis.sln -c Release -nologo -v quiet --logger "console;verbosity=minimal"
+    local logf rc=0 p f
+    logf=$(mktemp)
+    dotnet test propolis.sln -c Release -nologo -v quiet --logger "console;verbosity=minimal" 2>&1 | tee "$logf" || rc=$?
+    # "Passed!  - Failed:     0, Passed:    12, Skipped: ..." once per test assembly.
+    p=$(sed -n 's/.*Failed: *[0-9]*, Passed: *\([0-9]*\),.*/\1/p' "$logf" | awk '{s+=$1} END {print s+0}')
+    f=$(sed -n 's/.*Failed: *\([0-9]*\), Passed:.*/\1/p' "$logf" | awk '{s+=$1} END {print s+0}')
+    rm -f "$logf"
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # a build or runner failure counts as one
+    echo "unit: $p passed, $f failed"
+    add_totals "$p" "$f"
 }
 
 e2e_tests() {
-    if [ -x test/e2e/run.sh ]; then
-        log "end-to-end tests"
-        test/e2e/run.sh
-    fi
+    [ -x test/e2e/run.sh ] || return 0
+    log "end-to-end tests"
+    local logf rc=0 p f
+    logf=$(mktemp)
+    test/e2e/run.sh 2>&1 | tee "$logf" || rc=$?
+    p=$(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$logf" | tail -n 1)
+    f=$(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$logf" | tail -n 1)
+    rm -f "$logf"
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    add_totals "$p" "$f"
 }
 
 cmd=${1:-build}
@@ -95,6 +116,8 @@ case "$cmd" in
         publish
         unit_tests
         e2e_tests
+        echo "total: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+        [ "$TOTAL_FAILED" -eq 0 ]
         ;;
     bench)
         publish

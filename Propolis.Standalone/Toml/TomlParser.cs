@@ -5,7 +5,6 @@
 // are assembled in one reusable buffer. Every error is a TomlException located at the
 // offending character (1-based line, column in Unicode scalar values).
 
-using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
 
@@ -1241,7 +1240,11 @@ public static class TomlParser
                 }
                 return q;
             }
-            string shown = c >= 0x20 && c < 0x7F ? c.ToString() : c is '\n' or '\r' ? "" : Describe(p);
+            if (c is '\n' or '\r')
+                throw ErrorAt(esc, "a line-ending backslash is only allowed in multi-line basic strings (\"\"\")");
+            string shown = c < 0x20 || c == 0x7F ? Describe(p)
+                : char.IsHighSurrogate(c) && p + 1 < t.Length && char.IsLowSurrogate(t[p + 1]) ? t.Substring(p, 2)
+                : c.ToString();
             throw ErrorAt(esc, $"invalid escape sequence '\\{shown}' (valid escapes: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)");
         }
 

@@ -46,6 +46,15 @@ public class TomlParserErrorTests
             "invalid escape sequence '\\q' (valid escapes: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)");
 
     [Fact]
+    public void LineEndingBackslashOnlyInMultiLineStrings() =>
+        AssertError("s = \"abc \\\n def\"", 1, 10, "a line-ending backslash is only allowed in multi-line basic strings (\"\"\")");
+
+    [Fact]
+    public void NonAsciiEscapeIsShownAsWritten() =>
+        AssertError("s = \"\\\u00E9\"", 1, 6,
+            "invalid escape sequence '\\\u00E9' (valid escapes: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)");
+
+    [Fact]
     public void EscapeOfASurrogateIsRejected() =>
         AssertError("s = \"x\\uD800\"", 1, 7,
             "escape sequence '\\uD800' is not a Unicode scalar value (surrogates and values above 10FFFF are not allowed)");

@@ -394,3 +394,59 @@ public class DownstairsIoTests
         Assert.Equal(new Message.ExtentLiveAckId(u, s, new JobId(8003), null), await up.ReceiveAsync());
     }
 }
+
+public class DownstairsServiceTests
+{
+    [Fact]
+    public async Task ListenAcceptsUpstairsUntilCancelled()
+    {
+        await using var h = new Harness();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(4);
+        using var stop = new CancellationTokenSource();
+        Task listening = h.Downstairs.ListenAsync(listener, stop.Token);
+
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        await using (var up = new Upstairs(new CrucibleFrameConnection(client), Guid.NewGuid(), Guid.NewGuid(), 1))
+        {
+            await up.NegotiateAsync();
+            await up.SendAsync(Message.Ruok.Instance);
+            await up.ExpectAsync<Message.Imok>();
+            stop.Cancel();
+            await up.ExpectClosedAsync();
+        }
+        await listening.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task ReconciliationFlushesExtentsAndRefusesPeerRepair()
+    {
+        await using var h = new Harness();
+        await using Upstairs up = await h.ConnectAsync();
+        await up.NegotiateAsync();
+        await up.SendAsync(up.Write(1, 0, new byte[Harness.BlockSize]));
+        await up.ExpectAsync<Message.WriteAck>();
+
+        await up.SendAsync(new Message.ExtentFlush(new ReconciliationId(5), new ExtentId(0), new ClientId(1), 9, 2));
+        Assert.Equal(new Message.RepairAckId(new ReconciliationId(5)), await up.ReceiveAsync());
+
+        await up.SendAsync(new Message.ExtentClose(new ReconciliationId(6), new ExtentId(1)));
+        Assert.Equal(new Message.RepairAckId(new ReconciliationId(6)), await up.ReceiveAsync());
+        await up.SendAsync(new Message.ExtentReopen(new ReconciliationId(7), new ExtentId(1)));
+        Assert.Equal(new Message.RepairAckId(new ReconciliationId(7)), await up.ReceiveAsync());
+
+        await up.SendAsync(new Message.ExtentRepair(new ReconciliationId(8), new ExtentId(2), new ClientId(0),
+            SocketAddr.Parse("127.0.0.1:9999"), new[] { new ClientId(1) }));
+        var error = await up.ExpectAsync<Message.ExtentError>();
+        Assert.Equal(CrucibleErrorKind.Unsupported, error.Error.Kind);
+
+        // The flushed extent now reports generation 2, flush 9, clean.
+        await using Upstairs again = await h.ConnectAsync(generation: 2);
+        (_, Message.ExtentVersions versions) = await again.NegotiateAsync();
+        Assert.Equal(2ul, versions.GenNumbers[0]);
+        Assert.Equal(9ul, versions.FlushNumbers[0]);
+        Assert.False(versions.DirtyBits[0]);
+    }
+}

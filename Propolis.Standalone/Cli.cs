@@ -97,7 +97,7 @@ internal static class Cli
         {
             text = ConfigLoader.ReadText(configPath);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             stderr.WriteLine($"{Program}: cannot read {configPath}: {Values.DescribeIoError(e)}");
             return ExitConfigError;

@@ -92,6 +92,11 @@ internal static class Cli
         using var logging = createLogging(level);
         var log = logging.CreateLogger(Program);
 
+        if (Directory.Exists(configPath))
+        {
+            stderr.WriteLine($"{Program}: cannot read {configPath}: it is a directory");
+            return ExitConfigError;
+        }
         string text;
         try
         {

@@ -84,6 +84,14 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void ConfigThatIsADirectoryExitsTwo()
+    {
+        var (code, _, stderr) = Run(_f.Dir, "--check");
+        Assert.Equal(2, code);
+        Assert.Equal($"propolis-standalone: cannot read {_f.Dir}: it is a directory\n", stderr);
+    }
+
+    [Fact]
     public void ConfigThatIsNotUtf8ExitsTwo()
     {
         var path = _f.PathOf("latin1.toml");

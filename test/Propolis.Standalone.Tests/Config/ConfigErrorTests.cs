@@ -547,9 +547,7 @@ public sealed class ConfigErrorTests : IDisposable
             name = "vm"
             cpus = = 2
             """);
-        var error = Assert.Single(errors);
-        Assert.StartsWith("vm.toml:3:", error);
-        Assert.Matches(@"^vm\.toml:3:\d+: \S", error);
+        Assert.Equal(new[] { "vm.toml:3:8: expected a value, found '='" }, errors);
     }
 
     [Fact]

@@ -102,9 +102,9 @@ internal static class Cli
         {
             text = ConfigLoader.ReadText(configPath);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
         {
-            stderr.WriteLine($"{Program}: cannot read {configPath}: {Values.DescribeIoError(e)}");
+            stderr.WriteLine($"{Program}: cannot read {(configPath.Length == 0 ? "''" : configPath)}: {Values.DescribeIoError(e)}");
             return ExitConfigError;
         }
 

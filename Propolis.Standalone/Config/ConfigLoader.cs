@@ -276,6 +276,11 @@ internal sealed class SchemaReader
             r.Error(node.Position, $"'{key}' must not be empty");
             return null;
         }
+        if (node.Value.Contains('\0'))
+        {
+            r.Error(node.Position, $"'{key}' contains a NUL character, which no path can");
+            return null;
+        }
         var resolved = Resolve(node.Value);
         var shown = Show(node.Value, resolved);
         if (Directory.Exists(resolved))
@@ -576,6 +581,8 @@ internal sealed class SchemaReader
         if (r.StringNode("control_addr") is { } ca)
             control = SocketAddress(r, ca, "control_addr");
 
+        if (_d.Count == before && (UInt128)(ulong)bpe!.Value * (ulong)extents!.Value * (ulong)bs > long.MaxValue)
+            r.Error(r.ValuePosition("extent_count"), $"the region ({extents} extents of {bpe} blocks of {bs} bytes) is larger than 2^63 bytes");
         if (_d.Count != before)
             return null;
         var tls = cert is not null && keyPem is not null && root is not null ? new CrucibleTls(cert, keyPem, root) : null;

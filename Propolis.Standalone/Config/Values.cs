@@ -157,6 +157,7 @@ internal static class Values
         DirectoryNotFoundException => "no such file or directory",
         UnauthorizedAccessException => "permission denied",
         PathTooLongException => "path too long",
+        ArgumentException => "not a valid path",
         IOException io when io.Message.Length > 0 => io.Message,
         _ => e.Message,
     };

@@ -92,6 +92,14 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void EmptyConfigPathExitsTwo()
+    {
+        var (code, _, stderr) = Run("", "--check");
+        Assert.Equal(2, code);
+        Assert.Equal("propolis-standalone: cannot read '': not a valid path\n", stderr);
+    }
+
+    [Fact]
     public void ConfigThatIsNotUtf8ExitsTwo()
     {
         var path = _f.PathOf("latin1.toml");

@@ -551,6 +551,34 @@ public sealed class ConfigErrorTests : IDisposable
     }
 
     [Fact]
+    public void PathWithNulCharacter()
+    {
+        Assert.Equal(new[] { "vm.toml:5:10: 'kernel' contains a NUL character, which no path can" }, _f.Errors("""
+            [main]
+            name = "vm"
+            cpus = 2
+            memory = 512
+            kernel = "vmlinuz\u0000"
+            """));
+    }
+
+    [Fact]
+    public void CrucibleRegionLargerThan2To63Bytes()
+    {
+        Assert.Equal(new[] { "vm.toml:11:16: the region (4294967295 extents of 4611686018427387904 blocks of 512 bytes) is larger than 2^63 bytes" },
+            _f.Errors(Main + """
+
+            [block_dev.cru]
+            type = "crucible"
+            block_size = 512
+            blocks_per_extent = 4611686018427387904
+            extent_count = 4294967295
+            targets = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+            generation = 1
+            """));
+    }
+
+    [Fact]
     public void SectionThatIsNotATable()
     {
         Assert.Equal(new[] { "vm.toml:7:9: 'dev.nvme0' must be a table ([dev.nvme0]), found string" },

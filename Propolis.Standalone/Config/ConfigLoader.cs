@@ -212,7 +212,7 @@ internal sealed class SchemaReader
 
         if (_d.HasErrors || main is null)
             return null;
-        return new StandaloneConfig(Path.GetFullPath(fileName), main, blockDevs, devices, cpuids, cloudInit);
+        return new StandaloneConfig(Path.Combine(_baseDir, Path.GetFileName(fileName)), main, blockDevs, devices, cpuids, cloudInit);
     }
 
     private void UnknownTopLevel(TomlKey key, TomlNode node)

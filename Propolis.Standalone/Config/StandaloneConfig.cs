@@ -8,7 +8,8 @@ namespace Propolis.Standalone.Config;
 // readable, and every path is absolute (relative paths in the file are resolved against
 // the directory that holds the file).
 
-/// <summary>A whole configuration file.</summary>
+/// <summary>A whole configuration file. <see cref="SourcePath"/> is the file's absolute
+/// path; lists keep the order of the file.</summary>
 public sealed record StandaloneConfig(
     string SourcePath,
     MainConfig Main,

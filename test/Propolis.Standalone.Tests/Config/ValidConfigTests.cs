@@ -72,6 +72,7 @@ public sealed class ValidConfigTests : IDisposable
     {
         var config = _f.Load(SeedToml(_f));
 
+        Assert.Equal(_f.PathOf("vm.toml"), config.SourcePath);
         Assert.Equal("testvm", config.Main.Name);
         Assert.Equal(4, config.Main.Cpus);
         Assert.Equal(2048, config.Main.MemoryMiB);

@@ -122,6 +122,8 @@ internal static class Cli
             return ExitConfigError;
         }
 
+        foreach (var warning in config.Warnings)
+            stderr.WriteLine(warning.ToString());
         var spec = MachineSpec.From(config, consolePath);
         log.LogDebug("Configuration {Path} is valid: {Devices} devices, {BlockDevs} block backends",
             config.SourcePath, config.Devices.Count, config.BlockDevs.Count);

@@ -2,12 +2,17 @@ using Propolis.Standalone.Toml;
 
 namespace Propolis.Standalone.Config;
 
-/// <summary>One problem found in a configuration file, located at the offending text.</summary>
-public sealed record ConfigError(string FileName, TomlPosition Position, string Message)
+/// <summary>One problem found in a configuration file, located at the offending text. A
+/// warning (<see cref="IsWarning"/>) names something that is valid but has no effect.</summary>
+public sealed record ConfigError(string FileName, TomlPosition Position, string Message, bool IsWarning = false)
 {
-    /// <summary><c>FILE:LINE:COL: message</c>, the form editors and compilers use.</summary>
-    public override string ToString() =>
-        Position.IsKnown ? $"{FileName}:{Position.Line}:{Position.Column}: {Message}" : $"{FileName}: {Message}";
+    /// <summary><c>FILE:LINE:COL: message</c> (<c>FILE:LINE:COL: warning: message</c>), the
+    /// form editors and compilers use.</summary>
+    public override string ToString()
+    {
+        var where = Position.IsKnown ? $"{FileName}:{Position.Line}:{Position.Column}" : FileName;
+        return IsWarning ? $"{where}: warning: {Message}" : $"{where}: {Message}";
+    }
 }
 
 /// <summary>Thrown by <see cref="ConfigLoader"/> when a file has one or more problems; carries
@@ -28,6 +33,7 @@ public sealed class ConfigException : Exception
 internal sealed class Diagnostics
 {
     private readonly List<ConfigError> _errors = new();
+    private readonly List<ConfigError> _warnings = new();
 
     public Diagnostics(string fileName) => FileName = fileName;
 
@@ -37,6 +43,12 @@ internal sealed class Diagnostics
 
     public void Error(TomlPosition position, string message) =>
         _errors.Add(new ConfigError(FileName, position, message));
+
+    public void Warning(TomlPosition position, string message) =>
+        _warnings.Add(new ConfigError(FileName, position, message, IsWarning: true));
+
+    public IReadOnlyList<ConfigError> SortedWarnings() =>
+        _warnings.OrderBy(e => e.Position.Line).ThenBy(e => e.Position.Column).ToArray();
 
     /// <summary>The errors in file order (line, then column); errors without a position first.</summary>
     public IReadOnlyList<ConfigError> Sorted() =>

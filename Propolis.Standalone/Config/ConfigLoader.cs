@@ -136,8 +136,10 @@ internal sealed class SchemaReader
     // "unknown reference" errors at each use.
     private readonly List<(string Name, string? Type, TomlPosition Position)> _blockDevNames = new();
     private readonly List<DeviceRefs> _deviceRefs = new();
-    private readonly List<string> _cpuidNames = new();
-    private bool _hasCloudInit;
+    private readonly List<(string Name, TomlPosition Position)> _cpuidProfiles = new();
+    private TomlPosition? _cloudInitPosition;
+    private bool HasCloudInit => _cloudInitPosition is not null;
+    private IEnumerable<string> CpuidNames => _cpuidProfiles.Select(p => p.Name);
 
     private sealed record DeviceRefs(string Name, string? Driver, TomlPosition HeaderPosition)
     {
@@ -145,6 +147,7 @@ internal sealed class SchemaReader
         public TomlPosition BlockDevPosition { get; set; }
         public PciPath? Pci { get; set; }
         public TomlPosition PciPosition { get; set; }
+        public bool PvpanicDisabled { get; set; }
     }
 
     public SchemaReader(Diagnostics d, string baseDirectory)
@@ -187,13 +190,13 @@ internal sealed class SchemaReader
                 case "cpuid":
                     foreach (var (name, t) in SubTables(node, "cpuid"))
                     {
-                        _cpuidNames.Add(name);
+                        _cpuidProfiles.Add((name, t.Position));
                         if (ReadCpuid(name, t) is { } p)
                             cpuids.Add(p);
                     }
                     break;
                 case "cloudinit":
-                    _hasCloudInit = true;
+                    _cloudInitPosition = node.Position;
                     if (ExpectTable(node, "cloudinit") is { } ct)
                         cloudInit = ReadCloudInit(ct);
                     break;
@@ -212,7 +215,10 @@ internal sealed class SchemaReader
 
         if (_d.HasErrors || main is null)
             return null;
-        return new StandaloneConfig(Path.Combine(_baseDir, Path.GetFileName(fileName)), main, blockDevs, devices, cpuids, cloudInit);
+        return new StandaloneConfig(Path.Combine(_baseDir, Path.GetFileName(fileName)), main, blockDevs, devices, cpuids, cloudInit)
+        {
+            Warnings = _d.SortedWarnings(),
+        };
     }
 
     private void UnknownTopLevel(TomlKey key, TomlNode node)
@@ -646,7 +652,7 @@ internal sealed class SchemaReader
             "pci-nvme" when pci is { } p && blockDev is not null => new NvmeDeviceConfig(name, p, blockDev),
             "pci-virtio-block" when pci is { } p && blockDev is not null => new VirtioBlockDeviceConfig(name, p, blockDev),
             "pci-virtio-viona" => ReadViona(r, name, pci),
-            "qemu-pvpanic" => new PvpanicDeviceConfig(name, r.Bool("enable_isa") ?? false),
+            "qemu-pvpanic" => Pvpanic(r, name, refs),
             "pci-virtio-socket" => ReadVsock(r, name, pci),
             _ => null,
         };
@@ -661,6 +667,13 @@ internal sealed class SchemaReader
         if (_d.Count != before || result is null)
             return null;
         return result with { Position = t.Position };
+    }
+
+    private static PvpanicDeviceConfig Pvpanic(TableReader r, string name, DeviceRefs refs)
+    {
+        bool enabled = r.Bool("enable_isa") ?? false;
+        refs.PvpanicDisabled = !enabled;
+        return new PvpanicDeviceConfig(name, enabled);
     }
 
     private static PciPath? ReadPciPath(TableReader r)
@@ -907,7 +920,7 @@ internal sealed class SchemaReader
                 else
                     attached.Add(bd, dev);
 
-                if (_blockDevNames.FirstOrDefault(b => b.Name == bd).Type == "cloudinit" && !_hasCloudInit)
+                if (_blockDevNames.FirstOrDefault(b => b.Name == bd).Type == "cloudinit" && !HasCloudInit)
                     _d.Error(dev.BlockDevPosition, $"block_dev '{bd}' has type \"cloudinit\" but there is no [cloudinit] section to fill it");
             }
             if (dev.Pci is { } pci)
@@ -923,11 +936,28 @@ internal sealed class SchemaReader
         foreach (var extra in pvpanics.Skip(1))
             _d.Error(extra.HeaderPosition, $"only one qemu-pvpanic device fits (ISA port 0x505); [dev.{pvpanics[0].Name}] is the first");
 
+        // Valid but without effect: say so rather than ignore it silently.
+        foreach (var (name, type, position) in _blockDevNames)
+        {
+            if (!attached.ContainsKey(name))
+                _d.Warning(position, $"block_dev '{name}' is not attached to any [dev.*] device; it is ignored");
+        }
+        if (_cloudInitPosition is { } ciPos && !_blockDevNames.Any(b => b.Type == "cloudinit" && attached.ContainsKey(b.Name)))
+            _d.Warning(ciPos, "[cloudinit] is unused: no device is attached to a block_dev of type \"cloudinit\"");
+        foreach (var dev in _deviceRefs.Where(x => x.Driver == "qemu-pvpanic" && x.PvpanicDisabled))
+            _d.Warning(dev.HeaderPosition, $"[dev.{dev.Name}] has enable_isa = false, so no pvpanic device is created");
+        var selected = main?.TryGetValue("cpuid_profile", out var sel) == true && sel is TomlString sp ? sp.Value : null;
+        foreach (var (name, position) in _cpuidProfiles)
+        {
+            if (name != selected)
+                _d.Warning(position, $"[cpuid.{name}] is not selected by [main] cpuid_profile; it is ignored");
+        }
+
         if (main is null)
             return;
 
-        if (main.TryGetValue("cpuid_profile", out var cp) && cp is TomlString profile && !_cpuidNames.Contains(profile.Value))
-            _d.Error(cp.Position, $"cpuid_profile '{profile.Value}' is not defined{Suggest.DidYouMean(profile.Value, _cpuidNames)} (defined [cpuid.*] profiles: {Suggest.List(_cpuidNames)})");
+        if (main.TryGetValue("cpuid_profile", out var cp) && cp is TomlString profile && !CpuidNames.Contains(profile.Value))
+            _d.Error(cp.Position, $"cpuid_profile '{profile.Value}' is not defined{Suggest.DidYouMean(profile.Value, CpuidNames)} (defined [cpuid.*] profiles: {Suggest.List(CpuidNames)})");
 
         if (main.TryGetValue("boot_order", out var bo) && bo is TomlArray order)
         {

@@ -18,6 +18,10 @@ public sealed record StandaloneConfig(
     IReadOnlyList<CpuidProfileConfig> CpuidProfiles,
     CloudInitConfig? CloudInit)
 {
+    /// <summary>Things that are valid but have no effect (an unused block_dev, an unselected
+    /// CPUID profile, ...), located like errors.</summary>
+    public IReadOnlyList<ConfigError> Warnings { get; init; } = System.Array.Empty<ConfigError>();
+
     public BlockDevConfig? FindBlockDev(string name) => BlockDevs.FirstOrDefault(b => b.Name == name);
     public DeviceConfig? FindDevice(string name) => Devices.FirstOrDefault(d => d.Name == name);
 

@@ -308,3 +308,65 @@ public sealed class ValidConfigTests : IDisposable
         Assert.Equal("abcdefghijklmnopqrs", NvmeSpec.SerialFor("abcdefghijklmnopqrsé"));
     }
 }
+
+public sealed class ConfigWarningTests : IDisposable
+{
+    private readonly ConfigFixture _f = new();
+
+    public void Dispose() => _f.Dispose();
+
+    [Fact]
+    public void ValidButIneffectiveSectionsAreNamed()
+    {
+        var config = _f.Load("""
+            [main]
+            name = "vm"
+            cpus = 2
+            memory = 512
+            kernel = "vmlinuz"
+
+            [block_dev.spare]
+            type = "mem-async"
+            size = 4096
+
+            [cloudinit]
+            user-data = "#cloud-config"
+
+            [dev.panic]
+            driver = "qemu-pvpanic"
+
+            [cpuid.unused]
+            vendor = "intel"
+            """);
+        Assert.Equal(new[]
+        {
+            "vm.toml:7:1: warning: block_dev 'spare' is not attached to any [dev.*] device; it is ignored",
+            "vm.toml:11:1: warning: [cloudinit] is unused: no device is attached to a block_dev of type \"cloudinit\"",
+            "vm.toml:14:1: warning: [dev.panic] has enable_isa = false, so no pvpanic device is created",
+            "vm.toml:17:1: warning: [cpuid.unused] is not selected by [main] cpuid_profile; it is ignored",
+        }, config.Warnings.Select(w => w.ToString()));
+    }
+
+    [Fact]
+    public void CheckPrintsWarningsOnStderrAndStillSucceeds()
+    {
+        var path = _f.WriteText("vm.toml", """
+            [main]
+            name = "vm"
+            cpus = 2
+            memory = 512
+            kernel = "vmlinuz"
+
+            [block_dev.spare]
+            type = "mem-async"
+            size = 4096
+            """);
+        var stdout = new StringWriter { NewLine = "\n" };
+        var stderr = new StringWriter { NewLine = "\n" };
+        int code = Cli.Run(new[] { path, "--check" }, stdout, stderr, _ => null,
+            _ => Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        Assert.Equal(0, code);
+        Assert.Equal($"{path}:7:1: warning: block_dev 'spare' is not attached to any [dev.*] device; it is ignored\n", stderr.ToString());
+        Assert.StartsWith("vm: 2 vCPUs, 512 MiB", stdout.ToString());
+    }
+}

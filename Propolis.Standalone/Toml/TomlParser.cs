@@ -5,7 +5,6 @@
 // are assembled in one reusable buffer. Every error is a TomlException located at the
 // offending character (1-based line, column in Unicode scalar values).
 
-using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
 
@@ -76,6 +75,8 @@ public static class TomlParser
         private readonly string _text;
         private readonly string? _fileName;
         private readonly Dictionary<TomlTable, TableOrigin> _origins = new();
+        private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _keyLookup =
+            new Dictionary<string, string>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
 
         private int _pos;
         private int _line = 1;
@@ -356,7 +357,13 @@ public static class TomlParser
             if (p == start)
                 throw ErrorAt(p, $"expected a key, found {Describe(p)}");
             _pos = p;
-            return t.Substring(start, p - start);
+            // Configuration files repeat the same bare keys in every section; allocate each once.
+            ReadOnlySpan<char> key = t.AsSpan(start, p - start);
+            if (_keyLookup.TryGetValue(key, out string? known))
+                return known;
+            string name = key.ToString();
+            _keyLookup[key] = name;
+            return name;
         }
 
         /// <summary>A key/value pair in <paramref name="table"/> (the current section or an inline
@@ -699,7 +706,8 @@ public static class TomlParser
         };
 
         /// <summary>Checks the run of digits with single underscores between them starting at
-        /// <paramref name="p"/> and returns its end. <paramref name="isDigit"/> decides the alphabet.</summary>
+        /// <paramref name="p"/> and returns its end. <paramref name="radix"/> decides the alphabet;
+        /// <paramref name="what"/> names the value in errors.</summary>
         private int ScanDigits(int p, int end, int radix, string what)
         {
             int start = p;
@@ -738,7 +746,7 @@ public static class TomlParser
         private long ParseRadixInteger(int p, int end, char prefix)
         {
             int radix = prefix switch { 'x' => 16, 'o' => 8, _ => 2 };
-            string what = $"a {RadixName(prefix)} integer";
+            string what = prefix switch { 'x' => "a hexadecimal integer", 'o' => "an octal integer", _ => "a binary integer" };
             int digitsEnd = ScanDigits(p, end, radix, what);
             if (digitsEnd != end)
                 throw ErrorAt(digitsEnd, $"invalid character {Describe(digitsEnd)} in {what}");
@@ -1232,7 +1240,11 @@ public static class TomlParser
                 }
                 return q;
             }
-            string shown = c >= 0x20 && c < 0x7F ? c.ToString() : c is '\n' or '\r' ? "" : Describe(p);
+            if (c is '\n' or '\r')
+                throw ErrorAt(esc, "a line-ending backslash is only allowed in multi-line basic strings (\"\"\")");
+            string shown = c < 0x20 || c == 0x7F ? Describe(p)
+                : char.IsHighSurrogate(c) && p + 1 < t.Length && char.IsLowSurrogate(t[p + 1]) ? t.Substring(p, 2)
+                : c.ToString();
             throw ErrorAt(esc, $"invalid escape sequence '\\{shown}' (valid escapes: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)");
         }
 

@@ -1,11 +1,142 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using Propolis.Standalone.Config;
+using Propolis.Standalone.Spec;
+
 namespace Propolis.Standalone;
 
-/// <summary>The command line. Filled in by the Foundation issue.</summary>
+/// <summary>The command line:
+/// <c>propolis-standalone CONFIG [--check] [--log-level LEVEL] [--console PATH]</c>.</summary>
 internal static class Cli
 {
-    public static int Run(string[] args)
+    public const int ExitSuccess = 0;
+    /// <summary>The configuration was valid but the VM could not be run.</summary>
+    public const int ExitRuntimeFailure = 1;
+    /// <summary>The configuration file is missing, unreadable or invalid.</summary>
+    public const int ExitConfigError = 2;
+    /// <summary>The command line itself is wrong (sysexits.h EX_USAGE).</summary>
+    public const int ExitUsage = 64;
+
+    public const string DefaultConsolePath = "./ttya";
+    private const string Program = "propolis-standalone";
+
+    public static int Run(string[] args) =>
+        Run(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable,
+            level => Logging.Create(level, terminal: !Console.IsErrorRedirected));
+
+    /// <summary>Runs the command line with its streams, environment and logging given, so
+    /// that tests can call it in-process.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr,
+        Func<string, string?> environment, Func<LogLevel, ILoggerFactory> createLogging)
     {
-        Console.Error.WriteLine("propolis-standalone: command line not built yet");
-        return 1;
+        var configArg = new Argument<string>("CONFIG")
+        {
+            Description = "The VM's TOML configuration file",
+        };
+        var checkOption = new Option<bool>("--check")
+        {
+            Description = "Validate CONFIG, print the machine it describes, and exit",
+        };
+        var logOption = new Option<string?>("--log-level")
+        {
+            Description = "Least severe log level shown: trace, debug, info, warn or error [default: $PROPOLIS_LOG, else info]",
+            HelpName = "LEVEL",
+        };
+        logOption.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<string?>();
+            if (!Logging.TryParseLevel(value, out _))
+                result.AddError($"'{value}' is not a log level; use one of {string.Join(", ", Logging.LevelNames)}");
+        });
+        var consoleOption = new Option<string>("--console")
+        {
+            Description = "Where to create the Unix socket connected to COM1",
+            HelpName = "PATH",
+            DefaultValueFactory = _ => DefaultConsolePath,
+        };
+
+        var root = new RootCommand("Runs a virtual machine described by a TOML file on Linux KVM.")
+        {
+            configArg, checkOption, logOption, consoleOption,
+        };
+        root.SetAction(parsed => Execute(
+            parsed.GetValue(configArg)!,
+            parsed.GetValue(checkOption),
+            parsed.GetValue(logOption),
+            parsed.GetValue(consoleOption) ?? DefaultConsolePath,
+            stdout, stderr, environment, createLogging));
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+                stderr.WriteLine($"{Program}: {error.Message}");
+            stderr.WriteLine($"usage: {Program} CONFIG [--check] [--log-level LEVEL] [--console PATH] (see --help)");
+            return ExitUsage;
+        }
+        return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+    }
+
+    private static int Execute(string configPath, bool check, string? logLevel, string consolePath,
+        TextWriter stdout, TextWriter stderr, Func<string, string?> environment, Func<LogLevel, ILoggerFactory> createLogging)
+    {
+        var level = LogLevel.Information;
+        if (logLevel is not null)
+            Logging.TryParseLevel(logLevel, out level);
+        else if (environment("PROPOLIS_LOG") is { Length: > 0 } fromEnv && !Logging.TryParseLevel(fromEnv, out level))
+        {
+            stderr.WriteLine($"{Program}: PROPOLIS_LOG='{fromEnv}' is not a log level; use one of {string.Join(", ", Logging.LevelNames)}");
+            return ExitUsage;
+        }
+
+        using var logging = createLogging(level);
+        var log = logging.CreateLogger(Program);
+
+        if (Directory.Exists(configPath))
+        {
+            stderr.WriteLine($"{Program}: cannot read {configPath}: it is a directory");
+            return ExitConfigError;
+        }
+        string text;
+        try
+        {
+            text = ConfigLoader.ReadText(configPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+        {
+            stderr.WriteLine($"{Program}: cannot read {(configPath.Length == 0 ? "''" : configPath)}: {Values.DescribeIoError(e)}");
+            return ExitConfigError;
+        }
+
+        StandaloneConfig config;
+        try
+        {
+            var dir = Path.GetDirectoryName(Path.GetFullPath(configPath)) ?? Directory.GetCurrentDirectory();
+            config = ConfigLoader.Load(text, configPath, dir);
+        }
+        catch (ConfigException e)
+        {
+            foreach (var error in e.Errors)
+                stderr.WriteLine(error.ToString());
+            stderr.WriteLine($"{Program}: {configPath}: {e.Errors.Count} error{(e.Errors.Count == 1 ? "" : "s")}; nothing was started");
+            return ExitConfigError;
+        }
+
+        foreach (var warning in config.Warnings)
+            stderr.WriteLine(warning.ToString());
+        var spec = MachineSpec.From(config, consolePath);
+        log.LogDebug("Configuration {Path} is valid: {Devices} devices, {BlockDevs} block backends",
+            config.SourcePath, config.Devices.Count, config.BlockDevs.Count);
+        if (config.Main.UseReservoir)
+            log.LogInformation("use_reservoir is accepted for compatibility and has no effect on Linux (KVM has no memory reservoir)");
+
+        if (check)
+        {
+            stdout.Write(SpecPrinter.Format(spec));
+            return ExitSuccess;
+        }
+
+        stderr.WriteLine($"{Program}: {config.Main.Name}: the configuration is valid, but this build cannot run it yet: the KVM machine is missing (use --check to inspect the configuration)");
+        return ExitRuntimeFailure;
     }
 }

@@ -97,26 +97,33 @@ public class AesBlockTests
         var rng = new Random(32);
         byte[] key = new byte[32];
         rng.NextBytes(key);
-        byte[] counter = new byte[16];
-        rng.NextBytes(counter);
-        BinaryPrimitives.WriteUInt32LittleEndian(counter, 0xfffffffa); // wraps inside the first 8-block batch
 
-        // 20 whole blocks and 5 bytes: an 8-block batch, another, 4 single blocks and a tail.
+        // Start the counter 0..9 short of 2^32 so that the wrap falls on every lane of the first
+        // 8-block batch, on the second batch and on the single-block loop. 20 whole blocks and
+        // 5 bytes: two 8-block batches, four single blocks and a partial tail.
         const int length = 20 * 16 + 5;
-        byte[] counterBlocks = new byte[21 * 16];
-        for (int i = 0; i < 21; i++)
+        for (uint shortOfWrap = 0; shortOfWrap < 10; shortOfWrap++)
         {
-            counter.CopyTo(counterBlocks, 16 * i);
-            BinaryPrimitives.WriteUInt32LittleEndian(counterBlocks.AsSpan(16 * i), unchecked(0xfffffffau + (uint)i));
+            byte[] counter = new byte[16];
+            rng.NextBytes(counter);
+            uint start = uint.MaxValue - shortOfWrap;
+            BinaryPrimitives.WriteUInt32LittleEndian(counter, start);
+
+            byte[] counterBlocks = new byte[21 * 16];
+            for (int i = 0; i < 21; i++)
+            {
+                counter.CopyTo(counterBlocks, 16 * i);
+                BinaryPrimitives.WriteUInt32LittleEndian(counterBlocks.AsSpan(16 * i), unchecked(start + (uint)i));
+            }
+
+            byte[] keystream = PlatformEcb(key, counterBlocks);
+            byte[] data = new byte[length];
+            rng.NextBytes(data);
+            byte[] expected = data.Select((b, i) => (byte)(b ^ keystream[i])).ToArray();
+
+            Ctr32(hardware, key, counter, data);
+
+            Assert.Equal(Hex(expected), Hex(data));
         }
-
-        byte[] keystream = PlatformEcb(key, counterBlocks);
-        byte[] data = new byte[length];
-        rng.NextBytes(data);
-        byte[] expected = data.Select((b, i) => (byte)(b ^ keystream[i])).ToArray();
-
-        Ctr32(hardware, key, counter, data);
-
-        Assert.Equal(Hex(expected), Hex(data));
     }
 }

@@ -246,8 +246,15 @@ public sealed class AesGcmSiv : IDisposable
         AesNiRoundKeys encKey = default;
         DeriveHardware(nonce, ref encKey, out int encRounds, out Vector128<byte> authKey);
         Vector128<byte> counter = Vector128.Create(tag) | SetTopBit;
-        AesNi.Ctr32(in encKey, encRounds, counter, data);
-        Vector128<byte> expected = TagHardware(in encKey, encRounds, authKey, nonce, data, aad);
+
+        // Decrypt and hash the plaintext in one pass (RFC 8452 §5 order: AAD, plaintext, lengths).
+        var polyval = new PolyvalClmul(authKey);
+        polyval.UpdatePadded(aad);
+        AesNiClmul.DecryptAndHash(in encKey, encRounds, counter, data, ref polyval);
+        polyval.UpdateLengths(aad.Length, data.Length);
+        Vector128<byte> s = (polyval.Result ^ NoncePadded(nonce)) & ClearTopBit;
+        polyval.Clear();
+        Vector128<byte> expected = AesNi.EncryptBlock(in encKey, encRounds, s);
 
         Span<byte> expectedBytes = stackalloc byte[TagSize];
         expected.CopyTo(expectedBytes);

@@ -59,6 +59,19 @@ internal struct PolyvalClmul
 
     public readonly Vector128<byte> Result => _acc.AsByte();
 
+    /// <summary>The running value S (for the fused decrypt loop in <see cref="AesNiClmul"/>).</summary>
+    internal Vector128<ulong> Accumulator
+    {
+        readonly get => _acc;
+        set => _acc = value;
+    }
+
+    /// <summary>P_1 … P_8.</summary>
+    internal readonly PolyvalPowers Powers => _powers;
+
+    /// <summary>The Karatsuba half-sums of P_1 … P_8.</summary>
+    internal readonly PolyvalPowers HalfSums => _halfSums;
+
     /// <summary>Absorbs <paramref name="data"/> zero-padded to a multiple of 16 bytes.</summary>
     public void UpdatePadded(ReadOnlySpan<byte> data)
     {
@@ -141,7 +154,7 @@ internal struct PolyvalClmul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MulAccumulate(
+    internal static void MulAccumulate(
         Vector128<ulong> x, Vector128<ulong> power, Vector128<ulong> halfSum,
         ref Vector128<ulong> lo, ref Vector128<ulong> hi, ref Vector128<ulong> mid)
     {
@@ -152,7 +165,7 @@ internal struct PolyvalClmul
 
     /// <summary>Lane 0 = lane 0 ⊕ lane 1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<ulong> HalfSum(Vector128<ulong> v) => v ^ SwapHalves(v);
+    internal static Vector128<ulong> HalfSum(Vector128<ulong> v) => v ^ SwapHalves(v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<ulong> SwapHalves(Vector128<ulong> v) => Sse2.Shuffle(v.AsUInt32(), 0x4e).AsUInt64();
@@ -162,7 +175,7 @@ internal struct PolyvalClmul
     /// product and multiplies it by x^-128 modulo the POLYVAL polynomial.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<ulong> Reduce(Vector128<ulong> lo, Vector128<ulong> hi, Vector128<ulong> mid)
+    internal static Vector128<ulong> Reduce(Vector128<ulong> lo, Vector128<ulong> hi, Vector128<ulong> mid)
     {
         mid ^= lo ^ hi;
         lo ^= Sse2.ShiftLeftLogical128BitLane(mid, 8);

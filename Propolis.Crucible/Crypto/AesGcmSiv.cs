@@ -2,9 +2,8 @@ using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-
-[assembly: InternalsVisibleTo("CryptoBench")]
 
 namespace Propolis.Crucible.Crypto;
 
@@ -136,10 +135,10 @@ public sealed class AesGcmSiv : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        _kgkHardware = default;
+        Zero(ref _kgkHardware);
         if (_kgkPortable is not null)
         {
-            CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_kgkPortable.AsSpan()));
+            CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(_kgkPortable.AsSpan()));
         }
     }
 
@@ -218,6 +217,10 @@ public sealed class AesGcmSiv : IDisposable
         encRounds = _keySize == 32 ? AesNi.ExpandKey256(encLo, encHi, ref encKey) : AesNi.ExpandKey128(encLo, ref encKey);
     }
 
+    // A plain "= default" on a dead local may be optimised away; ZeroMemory is not.
+    private static void Zero(ref AesNiRoundKeys keys) =>
+        CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref keys[0], 15)));
+
     private Vector128<byte> TagHardware(
         ref readonly AesNiRoundKeys encKey, int encRounds, Vector128<byte> authKey,
         ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> aad)
@@ -238,7 +241,7 @@ public sealed class AesGcmSiv : IDisposable
         Vector128<byte> t = TagHardware(in encKey, encRounds, authKey, nonce, data, aad);
         AesNi.Ctr32(in encKey, encRounds, t | SetTopBit, data);
         t.CopyTo(tag);
-        encKey = default;
+        Zero(ref encKey);
     }
 
     private bool TryDecryptHardware(ReadOnlySpan<byte> nonce, Span<byte> data, ReadOnlySpan<byte> tag, ReadOnlySpan<byte> aad)
@@ -265,7 +268,7 @@ public sealed class AesGcmSiv : IDisposable
             AesNi.Ctr32(in encKey, encRounds, counter, data);
         }
 
-        encKey = default;
+        Zero(ref encKey);
         return authentic;
     }
 
@@ -327,7 +330,7 @@ public sealed class AesGcmSiv : IDisposable
         counter.CopyTo(tag);
         counter[15] |= 0x80;
         AesPortable.Ctr32(encKey, encRounds, counter, data);
-        CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(encKey));
+        CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(encKey));
         CryptographicOperations.ZeroMemory(authKey);
     }
 
@@ -348,7 +351,7 @@ public sealed class AesGcmSiv : IDisposable
             AesPortable.Ctr32(encKey, encRounds, counter, data);
         }
 
-        CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(encKey));
+        CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(encKey));
         CryptographicOperations.ZeroMemory(authKey);
         return authentic;
     }

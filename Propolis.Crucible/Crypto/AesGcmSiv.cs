@@ -93,8 +93,6 @@ public sealed class AesGcmSiv : IDisposable
     /// <summary>The key-generating key's length in bytes: 32 or 16.</summary>
     public int KeySize => _keySize;
 
-    internal AesGcmSivBackend Backend => _backend;
-
     /// <summary>
     /// Encrypts <paramref name="plaintextInPlace"/> in place and writes its tag (RFC 8452 §4).
     /// </summary>
@@ -123,6 +121,11 @@ public sealed class AesGcmSiv : IDisposable
     /// buffer then holds the ciphertext it held on entry (the keystream is applied a second time),
     /// so unauthenticated plaintext is never left behind.
     /// </returns>
+    /// <remarks>
+    /// Authentication needs the plaintext, so it is in the buffer while the call runs even when the
+    /// tag turns out to be forged. Decrypt into memory only this thread can see (not straight into
+    /// guest memory) and copy out after a true result.
+    /// </remarks>
     public bool TryDecrypt(ReadOnlySpan<byte> nonce12, Span<byte> ciphertextInPlace, ReadOnlySpan<byte> tag16, ReadOnlySpan<byte> aad)
     {
         CheckArguments(nonce12, tag16.Length);

@@ -15,7 +15,7 @@ double seconds = args.Length > 0 && double.TryParse(args[0], System.Globalizatio
 
 Console.WriteLine($"AES-256-GCM-SIV, one thread, {seconds:0.##} s per figure");
 Console.WriteLine($"  runtime   {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}");
-Console.WriteLine($"  cpu       {CpuModel()}");
+Console.WriteLine($"  cpu       {CpuModel()}, {Environment.ProcessorCount} logical, load average {LoadAverage()}");
 Console.WriteLine($"  default   {(AesGcmSiv.DefaultBackend == AesGcmSivBackend.Hardware ? "hardware (AES-NI + PCLMULQDQ)" : "portable")}");
 Console.WriteLine();
 Console.WriteLine($"  {"backend",-9} {"block",6} {"op",-8} {"best GB/s",10} {"median GB/s",12} {"µs/block",9}");
@@ -109,6 +109,24 @@ static (double Best, double Median) Measure(Batch batch, bool encrypt, double se
 
     Array.Sort(rates);
     return (rates[^1], rates[Rounds / 2]);
+}
+
+// Other processes on the machine distort the figures; print what they were doing.
+static string LoadAverage()
+{
+    try
+    {
+        string[] fields = File.ReadAllText("/proc/loadavg").Split(' ');
+        return fields.Length >= 3 ? $"{fields[0]} {fields[1]} {fields[2]}" : "unknown";
+    }
+    catch (IOException)
+    {
+        return "unknown";
+    }
+    catch (UnauthorizedAccessException)
+    {
+        return "unknown";
+    }
 }
 
 static string CpuModel()

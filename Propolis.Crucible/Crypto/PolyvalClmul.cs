@@ -41,17 +41,23 @@ internal struct PolyvalClmul
 
     public PolyvalClmul(Vector128<byte> h)
     {
-        Vector128<ulong> power = h.AsUInt64();
-        Vector128<ulong> hv = power;
+        // P_(a+b) = dot(P_a, P_b), so the powers form a tree three multiplies deep rather than a
+        // chain of seven; independent multiplies overlap in the pipeline.
+        Vector128<ulong> p1 = h.AsUInt64();
+        Vector128<ulong> p2 = Dot(p1, p1);
+        Vector128<ulong> p3 = Dot(p2, p1);
+        Vector128<ulong> p4 = Dot(p2, p2);
+        _powers[0] = p1;
+        _powers[1] = p2;
+        _powers[2] = p3;
+        _powers[3] = p4;
+        _powers[4] = Dot(p4, p1);
+        _powers[5] = Dot(p4, p2);
+        _powers[6] = Dot(p4, p3);
+        _powers[7] = Dot(p4, p4);
         for (int i = 0; i < 8; i++)
         {
-            if (i != 0)
-            {
-                power = Dot(power, hv);
-            }
-
-            _powers[i] = power;
-            _halfSums[i] = HalfSum(power);
+            _halfSums[i] = HalfSum(_powers[i]);
         }
 
         _acc = Vector128<ulong>.Zero;

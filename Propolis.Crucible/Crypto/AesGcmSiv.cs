@@ -32,6 +32,11 @@ internal enum AesGcmSivBackend
 /// otherwise a portable one. The portable AES uses lookup tables and is not constant-time with
 /// respect to the data cache; <see cref="IsHardwareAccelerated"/> reports which one is in use.
 /// </para>
+/// <para>
+/// RFC 8452 §6 limits plaintext and associated data to 2^36 bytes; a span holds at most
+/// 2^31 − 1, so no length needs refusing. The 32-bit block counter therefore never repeats within
+/// a message (§4 lets it wrap from 2^32 − 1 to 0; the Appendix C.3 vectors test that).
+/// </para>
 /// </remarks>
 public sealed class AesGcmSiv : IDisposable
 {

@@ -121,8 +121,8 @@ case "$cmd" in
         ;;
     bench)
         publish
-        [ -x test/bench/run.sh ] || die "no benchmark programs yet"
-        exec test/bench/run.sh "$@"
+        [ -x test/Bench/run.sh ] || die "no benchmark programs yet"
+        exec test/Bench/run.sh "$@"
         ;;
     -h|--help|help)
         sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'

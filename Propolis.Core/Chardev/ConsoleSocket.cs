@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using FileStat = Propolis.Core.Interop.Interop.FileStat;
 
 namespace Propolis.Core.Chardev;
 
@@ -438,14 +438,18 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
 
     private static void RemoveStaleSocket(string path, UnixDomainSocketEndPoint endPoint, ILogger logger)
     {
-        if (Interop.Libc.Statx(Interop.Libc.AT_FDCWD, path, Interop.Libc.AT_SYMLINK_NOFOLLOW, Interop.Libc.STATX_TYPE, out var status) != 0)
+        ushort? type;
+        try
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Interop.Libc.ENOENT)
-                return;
-            throw new IOException($"Cannot inspect console socket path '{path}': {Marshal.GetPInvokeErrorMessage(errno)}.");
+            type = FileStat.FileType(path);
         }
-        if ((status.Mode & Interop.Libc.S_IFMT) != Interop.Libc.S_IFSOCK)
+        catch (IOException e)
+        {
+            throw new IOException($"Cannot inspect console socket path '{path}': {e.Message}.", e);
+        }
+        if (type is null)
+            return;
+        if (type != FileStat.S_IFSOCK)
             throw new IOException($"Console socket path '{path}' exists and is not a socket; refusing to replace it. Remove it or choose another path.");
 
         using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
@@ -464,9 +468,17 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
         File.Delete(path);
     }
 
-    private static bool IsSocketFile(string path) =>
-        Interop.Libc.Statx(Interop.Libc.AT_FDCWD, path, Interop.Libc.AT_SYMLINK_NOFOLLOW, Interop.Libc.STATX_TYPE, out var status) == 0
-        && (status.Mode & Interop.Libc.S_IFMT) == Interop.Libc.S_IFSOCK;
+    private static bool IsSocketFile(string path)
+    {
+        try
+        {
+            return FileStat.FileType(path) == FileStat.S_IFSOCK;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Serial console listening on {Path}")]
     private static partial void LogListening(ILogger logger, string path);

@@ -37,12 +37,12 @@ public sealed class ComPorts
     public IReadOnlyList<Uart16550> All => _uarts;
 
     /// <summary>Creates the four UARTs and registers each at its base port.</summary>
-    /// <param name="bus">The port I/O bus.</param>
+    /// <param name="register">Claims ports on the port I/O bus: pass <c>portIoBus.Register</c>.</param>
     /// <param name="isaIrq">Returns the interrupt line of an ISA IRQ number; called once per
     /// distinct IRQ (3 and 4).</param>
-    public static ComPorts Create(IPortIoRegistrar bus, Func<byte, IIrqLine> isaIrq)
+    public static ComPorts Create(PortIoRegistration register, Func<byte, IIrqLine> isaIrq)
     {
-        ArgumentNullException.ThrowIfNull(bus);
+        ArgumentNullException.ThrowIfNull(register);
         ArgumentNullException.ThrowIfNull(isaIrq);
         var lines = new Dictionary<byte, SharedIrqLine>();
         var uarts = new Uart16550[ComPortLocation.Standard.Count];
@@ -55,7 +55,7 @@ public sealed class ComPorts
                 lines.Add(location.Irq, line);
             }
             uarts[i] = new Uart16550(line.AddSource());
-            bus.Register(location.BasePort, Uart16550.RegisterCount, uarts[i]);
+            register(location.BasePort, Uart16550.RegisterCount, uarts[i], location.Name);
         }
         return new ComPorts(uarts);
     }

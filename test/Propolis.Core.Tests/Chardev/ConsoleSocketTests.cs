@@ -261,6 +261,60 @@ public sealed class ConsoleSocketTests : IDisposable
     }
 
     [Fact]
+    public void A_client_that_does_not_read_never_stalls_the_guest()
+    {
+        var (uart, guest) = CreateUart();
+        using var console = ConsoleSocket.Create(SocketPath, uart);
+        guest.Out(FCR, FCR_ENABLE_FIFO);
+        using var client = Connect(SocketPath);
+        WaitUntil(() => console.ClientAttached, "the client to be attached");
+
+        // 2 MiB through the UART while the client reads nothing: more than the socket buffers
+        // and the ring together hold.
+        for (int i = 0; i < 2 * MiB; i++)
+        {
+            guest.Out(TX, (byte)('a' + i % 26));
+            Assert.Equal(LSR_THRE, guest.Lsr & LSR_THRE); // never held up
+        }
+        Assert.Equal(0, uart.TransmitDiscarded);
+        Assert.True(console.DroppedBytes > 0);
+        GuestWrite(guest, "<end>");
+
+        // The client gets a prefix, then (after the gap) the newest output, ending with the marker.
+        var received = new MemoryStream();
+        var buffer = new byte[65536];
+        while (!received.ToArray().AsSpan().EndsWith("<end>"u8))
+            received.Write(buffer, 0, client.Receive(buffer));
+        Assert.True(received.Length <= 2 * MiB + 5 - console.DroppedBytes + 3 * 65536);
+    }
+
+    [Fact]
+    public void Output_allocates_nothing_per_byte()
+    {
+        var (uart, _) = CreateUart();
+        using var console = ConsoleSocket.Create(SocketPath, uart);
+        WriteBytes(uart, 20_000); // warm up: JIT, tiering
+
+        long allocated = WriteBytes(uart, 100_000);
+
+        Assert.True(allocated == 0, $"{allocated} bytes allocated");
+    }
+
+    // Fully optimized from the start, so no on-stack replacement compiles during the measurement.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static long WriteBytes(Uart16550 uart, int count)
+    {
+        Span<byte> one = stackalloc byte[1];
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < count; i++)
+        {
+            one[0] = (byte)i;
+            uart.PortWrite(Reg.TX, one);
+        }
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    [Fact]
     public void Dispose_disconnects_the_client_and_removes_the_socket_file()
     {
         var (uart, guest) = CreateUart();

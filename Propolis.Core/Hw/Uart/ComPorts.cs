@@ -22,6 +22,14 @@ public readonly record struct ComPortLocation(string Name, ushort BasePort, byte
 
 /// <summary>COM1–COM4: four 16550As on the LPC bus, registered with the port I/O bus and wired to
 /// their ISA IRQs (ports sharing an IRQ drive it as a wired OR).</summary>
+/// <example>A machine with its serial console on COM1, served at <c>./ttya</c>:
+/// <code>
+/// var com = ComPorts.Create(portIoBus.Register, irq => vm.GetIrqLine(irq));
+/// using var console = ConsoleSocket.Create(ConsoleSocket.DefaultPath, com.Com1, logger);
+/// await console.WaitForFirstClientAsync(cancellationToken); // then start the vCPUs
+/// </code>
+/// COM2–COM4 have nothing attached: what the guest sends there is discarded and they never
+/// receive. On machine reset call <see cref="Reset"/>.</example>
 public sealed class ComPorts
 {
     private readonly Uart16550[] _uarts;

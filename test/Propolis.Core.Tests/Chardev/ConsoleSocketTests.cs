@@ -261,6 +261,35 @@ public sealed class ConsoleSocketTests : IDisposable
     }
 
     [Fact]
+    public void Linux_driver_talks_to_a_client_through_COM1_interrupt_driven()
+    {
+        var irq = new RecordingIrqLine();
+        var uart = new Uart16550(irq);
+        var driver = new Linux8250Driver(new Guest(uart));
+        Assert.Equal("16550A", driver.Autoconfig());
+        driver.Startup();
+        using var console = ConsoleSocket.Create(SocketPath, uart);
+        using var client = Connect(SocketPath);
+
+        driver.Write("\r\nfedora login: "u8);
+        while (irq.Level)
+            driver.Interrupt();
+        Assert.Equal("\r\nfedora login: "u8.ToArray(), ReadExactly(client, 16));
+
+        byte[] typed = [.. "root\r"u8, 0x00, 0xFF, .. Enumerable.Repeat((byte)'x', 100)];
+        client.Send(typed);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (driver.Received.Count < typed.Length && DateTime.UtcNow < deadline)
+        {
+            if (irq.Level)
+                driver.Interrupt(); // the console's input thread raised the line
+            else
+                Thread.Yield();
+        }
+        Assert.Equal(typed, driver.Received.ToArray());
+    }
+
+    [Fact]
     public void A_client_that_does_not_read_never_stalls_the_guest()
     {
         var (uart, guest) = CreateUart();
@@ -295,9 +324,11 @@ public sealed class ConsoleSocketTests : IDisposable
         using var console = ConsoleSocket.Create(SocketPath, uart);
         WriteBytes(uart, 20_000); // warm up: JIT, tiering
 
-        long allocated = WriteBytes(uart, 100_000);
+        // The runtime itself may allocate once on this thread while it tiers code up; a per-byte
+        // allocation would show in every round, so the quietest of three rounds must be 0.
+        long allocated = Enumerable.Range(0, 3).Min(_ => WriteBytes(uart, 100_000));
 
-        Assert.True(allocated == 0, $"{allocated} bytes allocated");
+        Assert.True(allocated == 0, $"{allocated} bytes allocated for 100000 bytes of output");
     }
 
     // Fully optimized from the start, so no on-stack replacement compiles during the measurement.

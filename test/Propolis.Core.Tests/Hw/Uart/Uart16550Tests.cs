@@ -438,9 +438,11 @@ public class Uart16550Tests
         guest.Out(IER, IER_RDI | IER_THRI);
         Exercise(uart, sink, 20_000); // warm up: JIT, tiering
 
-        long allocated = Exercise(uart, sink, 100_000);
+        // The runtime itself may allocate once on this thread while it tiers code up; a
+        // per-access allocation would show in every round, so the quietest of three must be 0.
+        long allocated = Enumerable.Range(0, 3).Min(_ => Exercise(uart, sink, 100_000));
 
-        Assert.True(allocated == 0, $"{allocated} bytes allocated");
+        Assert.True(allocated == 0, $"{allocated} bytes allocated in 100000 iterations");
     }
 
     // Fully optimized from the start, so no on-stack replacement compiles during the measurement.

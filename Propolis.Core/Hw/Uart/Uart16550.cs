@@ -31,7 +31,10 @@ public enum ModemInputs : byte
 /// (<see cref="ISerialPort"/>, the console threads) serialize on one lock that covers only
 /// register state. The interrupt line is driven under that lock, so that the level it shows is
 /// always that of the latest state; <see cref="IIrqLine.SetLevel"/> is a single non-blocking
-/// ioctl. The sink is called under the lock (it only copies into memory) so bytes leave in
+/// ioctl. The output is a level (INTR stays high while an enabled interrupt is pending); the ISA
+/// IRQs of a PC are edge-triggered at the PIC/IOAPIC, which act on its rising edges, and Linux's
+/// handler loops until IIR shows nothing pending, so no edge is needed per interrupt.
+/// The sink is called under the lock (it only copies into memory) so bytes leave in
 /// order; <see cref="ISerialSink.ReceiverReady"/> is called after the lock is released.</para>
 /// </remarks>
 public sealed class Uart16550 : IPortIoHandler, ISerialPort
@@ -52,6 +55,7 @@ public sealed class Uart16550 : IPortIoHandler, ISerialPort
     private byte _lcr;
     private byte _mcr;
     private byte _scr;
+    // Undefined at power-on (datasheet); 1 (115200 baud) until the guest programs it.
     private ushort _divisor = 1;
     private bool _overrun;
     private byte _msrDeltas;

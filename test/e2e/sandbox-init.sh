@@ -17,6 +17,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
+# Progress marks go to the kernel log (shown by kvm-sandbox.sh --verbose).
+mark() { echo "kvm-sandbox: $*" > /dev/kmsg; }
 ctl=/dev/null
 report() { echo "$*" > "$ctl"; }
 fail() {
@@ -25,10 +27,18 @@ fail() {
     poweroff -f
 }
 
-while read -r ko; do
-    insmod "$ko" || fail "cannot load module $ko"
-done < /etc/modules.load
+load_modules() {
+    while read -r ko; do
+        insmod "$ko" || { echo "$ko" > /tmp-modules-failed; return 1; }
+    done < "$1"
+}
+# kvm-amd loads slowly under TCG: let the other vCPU do it while this one mounts the root.
+load_modules /etc/modules-bg.load &
+bg_modules=$!
+mark "loading modules"
+load_modules /etc/modules.load || fail "cannot load module $(cat /tmp-modules-failed)"
 
+mark "modules loaded"
 # virtio-serial ports by name, as udev would: /dev/virtio-ports/NAME.
 mkdir -p /dev/virtio-ports
 for p in /sys/class/virtio-ports/vport*; do
@@ -75,6 +85,10 @@ while [ $i -lt "$SB_OUT_COUNT" ]; do
     i=$((i + 1))
 done
 
+mark "root mounted"
+wait $bg_modules || fail "cannot load module $(cat /tmp-modules-failed)"
+
+mark "starting the command"
 report "@@SANDBOX-READY $(cut -d' ' -f1 /proc/uptime)"
 if [ "$SB_INTERACTIVE" = 1 ]; then
     # The terminal is ttyS0: make it the command's controlling terminal so that job control

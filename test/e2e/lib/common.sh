@@ -6,10 +6,12 @@
 #   e2e_apt_need PKG...         install the Debian packages that are missing
 #   e2e_kernel_ensure           set KERNEL_RELEASE, KERNEL_TREE, KERNEL_VMLINUZ to an unpacked,
 #                               depmod'ed Debian kernel under out/kernel/ (downloaded once)
-#   e2e_modules_install DEST M...
+#   e2e_modules_install DEST LIST M...
 #                               copy modules M (and what they depend on) from the kernel tree
-#                               into DEST/lib/modules/, and write DEST/etc/modules.load: the
-#                               .ko paths in load order, one a line, for an init's insmod loop
+#                               into DEST/lib/modules/, and write DEST/etc/LIST: the .ko paths
+#                               in load order, one a line, for an init's insmod loop (a module
+#                               already in another DEST/etc/*.load list is left out)
+#   e2e_kernel_vmlinux          print the path of the kernel as a PVH-bootable ELF
 #   e2e_hash FILE...            a short content hash of files (cache keys)
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -60,8 +62,9 @@ e2e_kernel_ensure() {
     e2e_apt_need kmod cpio gzip
     local pkg dir release
     if [ -z "${E2E_KERNEL_PACKAGE:-}" ] && [ -f "$E2E_OUT/kernel/current" ] \
-        && ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
-        # No apt lists (a fresh machine with a warm out/): keep what was unpacked before.
+        && { [ ! -d /var/lib/apt/lists ] || [ "$E2E_OUT/kernel/current" -nt /var/lib/apt/lists ]; }; then
+        # Resolved since the apt lists last changed (or there are none: a fresh machine with a
+        # warm out/): keep what was unpacked before without asking apt again.
         pkg=$(cat "$E2E_OUT/kernel/current")
     else
         pkg=$(_e2e_kernel_package)
@@ -91,26 +94,46 @@ e2e_kernel_ensure() {
 }
 
 e2e_modules_install() {
-    local dest=$1; shift
+    local dest=$1 list=$2; shift 2
     local m line ko rel deps
-    local -A seen=()
     mkdir -p "$dest/etc"
-    : > "$dest/etc/modules.load"
+    : > "$dest/etc/$list"
     for m in "$@"; do
         deps=$(modprobe -d "$KERNEL_TREE" -S "$KERNEL_RELEASE" --show-depends "$m" 2>/dev/null) \
             || e2e_die "module $m is not in $KERNEL_RELEASE"
         while read -r line; do
             case "$line" in
                 insmod\ *) ko=${line#insmod }; ko=${ko%% *} ;;
-                builtin\ *) continue ;;
-                *) continue ;;
+                *) continue ;;   # "builtin NAME": nothing to load
             esac
             rel=${ko#"$KERNEL_TREE"/}
-            [ -n "${seen[$rel]:-}" ] && continue
-            seen[$rel]=1
+            grep -qxF "/$rel" "$dest"/etc/*.load && continue
             mkdir -p "$dest/$(dirname "$rel")"
             cp "$ko" "$dest/$rel"
-            echo "/$rel" >> "$dest/etc/modules.load"
+            echo "/$rel" >> "$dest/etc/$list"
         done <<< "$deps"
     done
+}
+
+# e2e_kernel_vmlinux: print the path of the uncompressed kernel (an ELF with a PVH entry note)
+# taken out of the bzImage, extracted once. QEMU boots it directly, skipping SeaBIOS's real-mode
+# loader and the in-guest xz decompression, which take seconds under TCG.
+e2e_kernel_vmlinux() {
+    local out=${KERNEL_TREE%/tree}/vmlinux off
+    if [ ! -s "$out" ]; then
+        e2e_apt_need xz-utils binutils
+        # The payload is an xz stream (CONFIG_KERNEL_XZ) followed by the bzImage's trailer;
+        # xz reports the trailer as corruption after writing the whole kernel.
+        for off in $(LC_ALL=C grep -abo $'\xfd7zXZ' "$KERNEL_VMLINUZ" | cut -d: -f1); do
+            tail -c +$((off + 1)) "$KERNEL_VMLINUZ" | xz -dc > "$out.tmp" 2>/dev/null
+            if [ "$(head -c 4 "$out.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] \
+                && readelf -n "$out.tmp" 2>/dev/null | grep -q 'Unknown note type: (0x00000012)'; then
+                mv "$out.tmp" "$out"
+                break
+            fi
+        done
+        rm -f "$out.tmp"
+        [ -s "$out" ] || e2e_die "cannot extract a PVH-bootable vmlinux from $KERNEL_VMLINUZ"
+    fi
+    echo "$out"
 }

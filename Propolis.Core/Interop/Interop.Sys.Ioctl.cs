@@ -15,8 +15,8 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libc, EntryPoint = "ioctl", SetLastError = true)]
         internal static partial int Ioctl(SafeFdHandle fd, nuint request, nint arg);
 
-        /// <summary>An ioctl whose result is a new descriptor (KVM_CREATE_VM, KVM_CREATE_VCPU).</summary>
-        [LibraryImport(Libraries.Libc, EntryPoint = "ioctl", SetLastError = true)]
-        internal static partial SafeFdHandle IoctlFd(SafeFdHandle fd, nuint request, nint arg);
+        /// <summary>An ioctl whose result is a new descriptor (KVM_CREATE_VM, KVM_CREATE_VCPU);
+        /// an invalid handle on failure (see <see cref="Open"/> for why the int is wrapped here).</summary>
+        internal static SafeFdHandle IoctlFd(SafeFdHandle fd, nuint request, nint arg) => new(Ioctl(fd, request, arg), ownsHandle: true);
     }
 }

@@ -1,0 +1,243 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using Propolis.Core.Boot;
+using Propolis.Core.Buses;
+using Propolis.Core.Memory;
+using Propolis.Core.Vmm;
+using Propolis.Core.Vmm.Kvm;
+
+// Exercises the KVM backend against a real /dev/kvm: a real-mode guest doing port I/O and
+// MMIO through IVcpu.Run, then a 64-bit guest entered through LinuxLoader and driven by
+// VcpuRunner (pause/resume/stop with one vCPU halted and one AP waiting for SIPI).
+// Prints one line per check; exit status 0 if all pass, 1 if any fails, 2 without KVM.
+
+var failures = 0;
+void Check(bool ok, string what)
+{
+    Console.WriteLine($"{(ok ? "ok  " : "FAIL")} {what}");
+    if (!ok)
+    {
+        failures++;
+    }
+}
+
+KvmHypervisor hv;
+try
+{
+    hv = KvmHypervisor.Open();
+}
+catch (HypervisorException e)
+{
+    Console.Error.WriteLine("kvm-smoke: " + e.Message);
+    return 2;
+}
+
+using (hv)
+{
+    var supported = hv.GetSupportedCpuid();
+    Check(supported.Count > 10, $"KVM_GET_SUPPORTED_CPUID returned {supported.Count} entries; max vCPUs {hv.MaxVcpus}");
+    RealMode(hv, supported);
+    LongMode(hv, supported);
+}
+Console.WriteLine(failures == 0 ? "kvm-smoke: all checks passed" : $"kvm-smoke: {failures} check(s) failed");
+return failures == 0 ? 0 : 1;
+
+void RealMode(KvmHypervisor hv, IReadOnlyList<CpuidEntry> supported)
+{
+    using var vm = hv.CreateVm();
+    using var mem = GuestMemory.Allocate(MemoryLayout.FromRegions([(0, 0x10_0000)]));
+    vm.MapMemory(mem);
+    byte[] code =
+    [
+        0xBA, 0xF8, 0x03,             // mov dx, 0x3f8
+        0xB0, (byte)'K', 0xEE,        // mov al, 'K'; out dx, al
+        0xB0, (byte)'V', 0xEE,        // mov al, 'V'; out dx, al
+        0xEC,                         // in al, dx
+        0xE6, 0x80,                   // out 0x80, al
+        0xB8, 0xFF, 0xFF,             // mov ax, 0xffff
+        0x8E, 0xD8,                   // mov ds, ax
+        0xC6, 0x06, 0x20, 0x00, 0x42, // mov byte [0x20], 0x42   (0x100010: past RAM, MMIO)
+        0xA0, 0x20, 0x00,             // mov al, [0x20]
+        0xE6, 0x80,                   // out 0x80, al
+        0xF4,                         // hlt
+    ];
+    mem.Write(0x1000, code);
+    using var vcpu = vm.CreateVcpu(0);
+    X86CpuSetup.Configure(vcpu, [.. supported], 1);
+    vcpu.BindToCurrentThread();
+    var s = vcpu.GetSpecialRegisters();
+    s.Cs.Base = 0;
+    s.Cs.Selector = 0;
+    vcpu.SetSpecialRegisters(s);
+    vcpu.SetGeneralRegisters(new GeneralRegisters { Rip = 0x1000, Rflags = 2 });
+
+    var log = new StringBuilder();
+    for (var step = 0; step < 7; step++)
+    {
+        var exit = vcpu.Run();
+        switch (exit.Kind)
+        {
+            case VcpuExitKind.IoOut:
+                log.Append($"out {exit.Port:X}={exit.Data[0]:X2};");
+                break;
+            case VcpuExitKind.IoIn:
+                exit.Data.Fill(0x5A);
+                log.Append($"in {exit.Port:X}/{exit.Size};");
+                break;
+            case VcpuExitKind.MmioWrite:
+                log.Append($"mmio-w {exit.Address:X}/{exit.Size}={exit.Data[0]:X2};");
+                break;
+            case VcpuExitKind.MmioRead:
+                exit.Data.Fill(0x99);
+                log.Append($"mmio-r {exit.Address:X}/{exit.Size};");
+                break;
+            default:
+                log.Append($"{exit.Kind};");
+                break;
+        }
+    }
+    const string expected = "out 3F8=4B;out 3F8=56;in 3F8/1;out 80=5A;mmio-w 100010/1=42;mmio-r 100010/1;out 80=99;";
+    Check(log.ToString() == expected, $"real mode exits: {log}");
+
+    // The guest is now in HLT with IF=0, blocked inside KVM_RUN: a kick must get it out.
+    var sw = Stopwatch.StartNew();
+    var kicker = new Thread(() => { Thread.Sleep(300); vcpu.Kick(); });
+    kicker.Start();
+    var halted = vcpu.Run();
+    kicker.Join();
+    Check(halted.Kind == VcpuExitKind.Interrupted && sw.ElapsedMilliseconds >= 250,
+        $"kick interrupts a halted vCPU: {halted.Kind} after {sw.ElapsedMilliseconds} ms");
+    var again = vcpu.GetGeneralRegisters();
+    Check(again.Rip == 0x1000 + (ulong)code.Length, $"RIP after HLT is 0x{again.Rip:X}");
+}
+
+void LongMode(KvmHypervisor hv, IReadOnlyList<CpuidEntry> supported)
+{
+    using var vm = hv.CreateVm();
+    using var mem = GuestMemory.Allocate(MemoryLayout.ForRamSize(64 << 20));
+    vm.MapMemory(mem);
+
+    // A synthetic bzImage: one setup sector, then a "kernel" whose startup_64 reports what
+    // the loader and the CPU setup gave it.
+    var image = new byte[1024 + 0x1000];
+    image[SetupHeader.SetupSects] = 1;
+    BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(SetupHeader.BootFlag), SetupHeader.BootFlagMagic);
+    image[SetupHeader.Jump] = 0xEB;
+    image[SetupHeader.Jump + 1] = 0x6A;
+    BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(SetupHeader.Header), SetupHeader.HeaderMagic);
+    BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(SetupHeader.Version), 0x020F);
+    image[SetupHeader.LoadFlags] = SetupHeader.LoadedHigh;
+    BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(SetupHeader.InitrdAddrMax), 0x7FFF_FFFF);
+    BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(SetupHeader.XLoadFlags), SetupHeader.XlfKernel64);
+    BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(SetupHeader.CmdlineSize), 2047);
+    BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(SetupHeader.InitSize), 0x10_0000);
+    byte[] startup64 =
+    [
+        0x8A, 0x86, 0x10, 0x02, 0x00, 0x00, // mov al, [rsi+0x210]   type_of_loader
+        0xE6, 0x80,                         // out 0x80, al
+        0x8B, 0x86, 0x28, 0x02, 0x00, 0x00, // mov eax, [rsi+0x228]  cmd_line_ptr
+        0x8A, 0x00,                         // mov al, [rax]
+        0xBA, 0xF8, 0x03, 0x00, 0x00,       // mov edx, 0x3f8
+        0xEE,                               // out dx, al
+        0xB8, 0x00, 0x00, 0x00, 0xE0,       // mov eax, 0xE0000000   (ECAM window: MMIO)
+        0xC7, 0x00, 0x78, 0x56, 0x34, 0x12, // mov dword [rax], 0x12345678
+        0x8B, 0x00,                         // mov eax, [rax]
+        0xE6, 0x80,                         // out 0x80, al
+        0xB8, 0x01, 0x00, 0x00, 0x00,       // mov eax, 1
+        0x0F, 0xA2,                         // cpuid
+        0x89, 0xD8,                         // mov eax, ebx
+        0xC1, 0xE8, 0x18,                   // shr eax, 24            APIC id
+        0xE6, 0x81,                         // out 0x81, al
+        0xB8, 0x00, 0x00, 0x00, 0x40,       // mov eax, 0x40000000
+        0x0F, 0xA2,                         // cpuid
+        0x89, 0xD8,                         // mov eax, ebx           "KVMK"
+        0xE7, 0x84,                         // out 0x84, eax
+        0xF4,                               // hlt
+        0xEB, 0xFD,                         // jmp hlt
+    ];
+    startup64.CopyTo(image, 1024 + 0x200);
+    var initrd = Encoding.ASCII.GetBytes("initrd-bytes");
+    var boot = LinuxLoader.Load(mem, image, "synthetic-bzImage", initrd, "console=ttyS0");
+    Check(mem.TryReadUInt32(boot.InitrdAddress, out var initrdHead) && initrdHead == BinaryPrimitives.ReadUInt32LittleEndian(initrd),
+        $"initrd placed at 0x{boot.InitrdAddress:X}");
+
+    var bsp = vm.CreateVcpu(0);
+    var ap = vm.CreateVcpu(1);
+    X86CpuSetup.Configure(bsp, [.. supported], 2);
+    X86CpuSetup.Configure(ap, [.. supported], 2);
+    boot.ApplyTo(bsp);
+    Check(ap.GetMpState() == VcpuMpState.Uninitialized, "AP waits for INIT/SIPI");
+
+    var events = new BlockingCollection<string>();
+    var pio = new PortIoBus();
+    pio.Register(0x80, 8, new Recorder("dbg", events), "debug ports");
+    pio.Register(0x3F8, 8, new Recorder("com1", events), "com1");
+    var mmio = new MmioBus();
+    mmio.Register(MemoryLayout.PcieEcamBase, MemoryLayout.PcieEcamSize, new Recorder("ecam", events), "ecam");
+    var sink = new Sink();
+    using var runner = new VcpuRunner([bsp, ap], pio, mmio, sink);
+    runner.Start();
+    runner.Resume();
+
+    var seen = new List<string>();
+    while (seen.Count < 7 && events.TryTake(out var e, TimeSpan.FromSeconds(20)))
+    {
+        seen.Add(e);
+    }
+    var trace = string.Join(";", seen);
+    const string expected = "dbg+0=FF;com1+0=63;ecam+0 w=12345678;ecam+0 r/4;dbg+0=AB;dbg+1=00;dbg+4=4B4D564B";
+    Check(trace == expected, $"64-bit entry trace: {trace}");
+
+    var sw = Stopwatch.StartNew();
+    runner.Pause();
+    Check(true, $"pause parked the halted BSP and the waiting AP in {sw.ElapsedMilliseconds} ms");
+    var regs = bsp.GetGeneralRegisters();
+    Check(regs.Rsi == LinuxLoader.ZeroPageAddress, $"BSP RSI = 0x{regs.Rsi:X} (zero page)");
+    runner.Resume();
+    Thread.Sleep(100);
+    runner.Pause();
+    Check(true, "resume then pause again");
+    runner.Stop();
+    Check(sink.Count == 0, $"no lifecycle events ({sink.Count})");
+    bsp.Dispose();
+    ap.Dispose();
+}
+
+sealed class Recorder(string name, BlockingCollection<string> events) : IPortIoHandler, IMmioHandler
+{
+    public void PortRead(ushort offset, Span<byte> data) => data.Clear();
+
+    public void PortWrite(ushort offset, ReadOnlySpan<byte> data) => events.Add($"{name}+{offset:X}={Hex(data)}");
+
+    public void MmioRead(ulong offset, Span<byte> data)
+    {
+        data.Clear();
+        data[0] = 0xAB;
+        events.Add($"{name}+{offset:X} r/{data.Length}");
+    }
+
+    public void MmioWrite(ulong offset, ReadOnlySpan<byte> data) => events.Add($"{name}+{offset:X} w={Hex(data)}");
+
+    private static string Hex(ReadOnlySpan<byte> data)
+    {
+        var sb = new StringBuilder();
+        for (var i = data.Length - 1; i >= 0; i--)
+        {
+            sb.Append(data[i].ToString("X2"));
+        }
+        return sb.ToString();
+    }
+}
+
+sealed class Sink : IVcpuEventSink
+{
+    public int Count;
+
+    public void OnVcpuEvent(VcpuEvent vcpuEvent)
+    {
+        Interlocked.Increment(ref Count);
+        Console.WriteLine($"event: vCPU {vcpuEvent.VcpuId} {vcpuEvent.Kind}: {vcpuEvent.Detail}");
+    }
+}

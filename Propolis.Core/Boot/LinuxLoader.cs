@@ -78,7 +78,8 @@ public static class LinuxLoader
     public const ushort MinimumProtocol = 0x020C;
 
     public const ulong GdtAddress = 0x500;
-    public const ulong IdtAddress = 0x520;
+    /// <summary>An empty IDT right after the five-entry GDT (0x500–0x527).</summary>
+    public const ulong IdtAddress = 0x528;
     public const ulong ZeroPageAddress = 0x7000;
     public const ulong StackPointer = 0x8FF0;
     public const ulong Pml4Address = 0x9000;
@@ -219,7 +220,8 @@ public static class LinuxLoader
             throw new KernelImageException($"{kernelName} has no 64-bit entry point (XLF_KERNEL_64 is clear); boot an x86_64 kernel");
         }
         var headerEnd = SetupHeader.Header + kernel[SetupHeader.Jump + 1];
-        if (headerEnd < SetupHeader.End || headerEnd > ZeroPage.E820Table || headerEnd > kernel.Length)
+        // init_size (protocol 2.10) is the last field this loader needs from the header.
+        if (headerEnd < SetupHeader.InitSize + 4 || headerEnd > ZeroPage.E820Table || headerEnd > kernel.Length)
         {
             throw new KernelImageException($"{kernelName} has a malformed setup header (it claims to end at 0x{headerEnd:X})");
         }

@@ -58,6 +58,13 @@ public sealed unsafe class KvmHypervisor : IHypervisor
         try
         {
             var version = Sys.Ioctl(kvm, K.KVM_GET_API_VERSION, 0);
+            if (version < 0)
+            {
+                var errno = LastErrno;
+                throw new HypervisorException(
+                    $"{devicePath} is not a KVM device (KVM_GET_API_VERSION failed: {Marshal.GetPInvokeErrorMessage(errno)})",
+                    new ErrnoException("KVM_GET_API_VERSION", errno));
+            }
             if (version != K.KVM_API_VERSION)
             {
                 throw new HypervisorException(

@@ -21,8 +21,9 @@ public class MemoryLayoutTests
             [new RamRegion(0, 0xC000_0000, 0), new RamRegion(0x1_0000_0000, 0xC000_0000, 0xC000_0000)],
             layout.RamRegions.ToArray());
         Assert.Equal(0x1_0000_0000UL + 0xC000_0000, layout.RamRegions[1].End);
-        // 64-bit BARs start at the next GiB above RAM.
-        Assert.Equal(0x2_0000_0000UL, layout.Pci64MmioBase);
+        // 64-bit BARs start at the first GiB boundary at or above the end of RAM (7 GiB).
+        Assert.Equal(0x1_C000_0000UL, layout.Pci64MmioBase);
+        Assert.Equal(0x2_0000_0000UL, MemoryLayout.ForRamSize((6UL << 30) + (2 << 20)).Pci64MmioBase);
     }
 
     [Theory]

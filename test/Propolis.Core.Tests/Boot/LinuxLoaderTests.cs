@@ -171,6 +171,24 @@ public sealed class LinuxLoaderTests : IDisposable
     }
 
     [Fact]
+    public void AHeaderTooShortForInitSizeIsMalformed()
+    {
+        var image = TestImages.BzImage();
+        image[0x201] = 0x5E; // header would end at 0x260, before init_size
+        Assert.Contains("malformed setup header",
+            Assert.Throws<KernelImageException>(() => LinuxLoader.Load(_mem, image, "k", [], "")).Message);
+    }
+
+    [Fact]
+    public void ZeroSetupSectorsMeansFour()
+    {
+        var image = TestImages.BzImage();
+        image[0x1F1] = 0; // the payload now starts at (4 + 1) * 512
+        LinuxLoader.Load(_mem, image, "k", [], "");
+        Assert.Equal(image.AsSpan(5 * 512, 64).ToArray(), Read(0x10_0000, 64));
+    }
+
+    [Fact]
     public void CommandLineLongerThanTheKernelAcceptsIsAnError()
     {
         var image = TestImages.BzImage(cmdlineSize: 16);

@@ -55,13 +55,18 @@ internal sealed class FakeVcpu(int id) : IVcpu
     public void SetGeneralRegisters(in GeneralRegisters regs) { }
     public SpecialRegisters GetSpecialRegisters() => default;
     public void SetSpecialRegisters(in SpecialRegisters sregs) { }
-    public void SetFpu(in FpuControl fpu) { }
-    public void SetCpuid(ReadOnlySpan<CpuidEntry> entries) { }
-    public void SetMsrs(ReadOnlySpan<MsrValue> msrs) { }
+    public void SetFpu(in FpuControl fpu) => Fpu = fpu;
+    public CpuidEntry[] Cpuid = [];
+    public MsrValue[] Msrs = [];
+    public VcpuMpState MpState = VcpuMpState.Runnable;
+    public bool VirtualWire;
+    public FpuControl Fpu;
+    public void SetCpuid(ReadOnlySpan<CpuidEntry> entries) => Cpuid = entries.ToArray();
+    public void SetMsrs(ReadOnlySpan<MsrValue> msrs) => Msrs = msrs.ToArray();
     public ulong GetMsr(uint index) => 0;
-    public VcpuMpState GetMpState() => VcpuMpState.Runnable;
-    public void SetMpState(VcpuMpState state) { }
-    public void ConfigureLocalApicVirtualWire() { }
+    public VcpuMpState GetMpState() => MpState;
+    public void SetMpState(VcpuMpState state) => MpState = state;
+    public void ConfigureLocalApicVirtualWire() => VirtualWire = true;
     public void Dispose() => _signal.Dispose();
 }
 

@@ -209,6 +209,9 @@ void LongMode(KvmHypervisor hv, IReadOnlyList<CpuidEntry> supported)
         0xB8, 0x00, 0x03, 0xE0, 0xFE,       // mov eax, 0xFEE00300   ICR low
         0xC7, 0x00, 0x00, 0x45, 0x00, 0x00, // mov dword [rax], 0x4500 (INIT)
         0xC7, 0x00, 0x0F, 0x46, 0x00, 0x00, // mov dword [rax], 0x460F (SIPI, vector 0x0F: 0xF000)
+        0xE6, 0x88,                         // out 0x88, al           (ioeventfd: no exit)
+        0xB8, 0x00, 0x10, 0x00, 0xE0,       // mov eax, 0xE0001000
+        0xC7, 0x00, 0xEF, 0xBE, 0xAD, 0xDE, // mov dword [rax], 0xDEADBEEF (MMIO ioeventfd with datamatch)
         0xF4,                               // hlt
         0xEB, 0xFD,                         // jmp hlt
     ];
@@ -231,6 +234,10 @@ void LongMode(KvmHypervisor hv, IReadOnlyList<CpuidEntry> supported)
     pio.Register(0x3F8, 8, new Recorder("com1", events), "com1");
     var mmio = parts.Mmio;
     mmio.Register(MemoryLayout.PcieEcamBase, MemoryLayout.PcieEcamSize, new Recorder("ecam", events), "ecam");
+    using var pioEvent = EventFd.Create();
+    using var mmioEvent = EventFd.Create();
+    parts.Vm.RegisterIoEventFd(pioEvent, IoEventSpace.Port, 0x88, 1, null);
+    parts.Vm.RegisterIoEventFd(mmioEvent, IoEventSpace.Mmio, MemoryLayout.PcieEcamBase + 0x1000, 4, 0xDEADBEEF);
     var sink = new Sink();
     using var runner = parts.CreateRunner(sink);
     runner.Start();
@@ -245,9 +252,38 @@ void LongMode(KvmHypervisor hv, IReadOnlyList<CpuidEntry> supported)
     const string expected = "dbg+0=FF;com1+0=63;ecam+0 w=12345678;ecam+0 r/4;dbg+0=AB;dbg+1=00;dbg+4=4B4D564B;dbg+2=01";
     Check(trace == expected, $"64-bit entry, then INIT/SIPI starts the AP: {trace}");
 
+    ulong pioCount = 0, mmioCount = 0;
+    for (var i = 0; i < 100 && (pioCount == 0 || mmioCount == 0); i++)
+    {
+        pioCount += pioEvent.TryConsume(out var n) ? n : 0;
+        mmioCount += mmioEvent.TryConsume(out var m) ? m : 0;
+        Thread.Sleep(50);
+    }
+    Check(pioCount == 1 && mmioCount == 1 && !events.TryTake(out _),
+        $"ioeventfd: port 0x88 signalled {pioCount}, MMIO 0xE0001000 signalled {mmioCount}, neither exited to userspace");
+
+    // Interrupt injection into the in-kernel irqchip (the BSP has software-enabled its APIC).
+    parts.Vm.SetIrqLine(4, true);
+    parts.Vm.SetIrqLine(4, false);
+    parts.Vm.GetIrqLine(9).Pulse();
+    Check(true, "KVM_IRQ_LINE on GSI 4 and 9 accepted");
+    var delivered = parts.Vm.SignalMsi(MemoryLayout.LocalApicBase, 0x30);
+    Check(delivered, $"KVM_SIGNAL_MSI to APIC 0 vector 0x30 delivered: {delivered}");
+    using var irqEvent = EventFd.Create();
+    var gsi = parts.Vm.AllocateMsiRoute(MemoryLayout.LocalApicBase, 0x31);
+    parts.Vm.RegisterIrqFd(irqEvent, gsi);
+    irqEvent.Signal();
+    Thread.Sleep(200);
+    var drained = !irqEvent.TryConsume(out _);
+    parts.Vm.UnregisterIrqFd(irqEvent, gsi);
+    irqEvent.Signal();
+    Thread.Sleep(200);
+    var kept = irqEvent.TryConsume(out var left) && left == 1;
+    Check(gsi == 24 && drained && kept, $"irqfd on MSI route GSI {gsi}: consumed by KVM while registered ({drained}), left alone after unregistering ({kept})");
+
     var sw = Stopwatch.StartNew();
     runner.Pause();
-    Check(true, $"pause parked the halted BSP and the waiting AP in {sw.ElapsedMilliseconds} ms");
+    Check(true, $"pause kicked both halted vCPUs out of KVM_RUN and parked them in {sw.ElapsedMilliseconds} ms");
     var regs = bsp.GetGeneralRegisters();
     Check(regs.Rsi == LinuxLoader.ZeroPageAddress, $"BSP RSI = 0x{regs.Rsi:X} (zero page)");
     runner.Resume();

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# kvm-sandbox.sh: run a command where /dev/kvm works.
+#
+#   test/e2e/kvm-sandbox.sh [OPTIONS] [--] CMD [ARGS...]
+#
+#   --out DIR         DIR (created if missing) is shared read-write at the same path; everything
+#                     else the command writes is discarded with the sandbox. Repeatable.
+#   --mem MiB         memory of the sandbox VM (default 3072)
+#   --cpus N          its vCPUs (default 2)
+#   --timeout SEC     stop the command (and the sandbox) after SEC seconds; the exit status is 124
+#   --interactive     connect this terminal: by default to the console socket the command creates
+#                     (see --console), as `socat - UNIX-CONNECT:./ttya` would; with --console none,
+#                     to the command itself (a shell, say). Inside the sandbox, Ctrl-A x aborts it.
+#   --console PATH    the socket --interactive attaches to, relative to the working directory
+#                     (default ttya, what propolis-standalone creates); "none" for the command's tty
+#   --env NAME[=VAL]  pass this environment variable too (PATH, HOME, TERM, USER, LANG, LC_ALL, TZ,
+#                     CI and DOTNET_*/PROPOLIS_* ones are always passed). Repeatable.
+#   --verbose         show the sandbox's kernel console and its boot time on stderr
+#
+# Environment: KVM_SANDBOX=force uses the sandbox even where /dev/kvm works; KVM_SANDBOX_APPEND
+# adds kernel parameters to the sandbox VM (e.g. "initcall_debug loglevel=8" with --verbose).
+#
+# Where /dev/kvm is usable, CMD runs directly (KVM_SANDBOX=force uses the sandbox anyway; in
+# direct mode --interactive runs CMD on this terminal, and you connect to its console from
+# another one, as with upstream propolis-standalone). Elsewhere CMD runs in a small Linux VM under
+# QEMU's TCG emulation of an AMD EPYC, whose emulated SVM gives the VM a working /dev/kvm:
+#   - the VM's root is this machine's / (read-only over 9p) under a tmpfs overlay, so every tool
+#     installed here is there, at the same paths, and writes anywhere succeed but are thrown away
+#     unless they land under an --out directory;
+#   - CMD runs in the same working directory with the environment essentials listed above;
+#   - CMD's stdout and stderr come back live and separately (two virtio-serial ports); its stdin
+#     is /dev/null unless --interactive; with --interactive and a console socket, CMD's own
+#     stdout and stderr are shown once the sandbox ends, so that they do not garble the terminal;
+#   - the exit status is CMD's; 124 on --timeout; 125 when the sandbox itself failed (its kernel
+#     console is then shown).
+# The kernel, its modules and the sandbox's initramfs are cached under out/sandbox/ and rebuilt
+# when this script, its init or the Debian kernel package changes. Needs (installed with apt-get
+# when missing): qemu-system-x86, busybox-static, kmod, cpio, socat.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+bad_usage() { printf 'kvm-sandbox.sh: %s (see --help)\n' "$*" >&2; exit 2; }
+
+outs=() envs=() mem=3072 cpus=2 timeout="" interactive=0 console=ttya verbose=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) [ $# -ge 2 ] || bad_usage "--out needs a directory"; outs+=("$2"); shift 2 ;;
+        --mem) [[ ${2:-} =~ ^[0-9]+$ ]] && [ "$2" -ge 256 ] || bad_usage "--mem needs MiB (at least 256)"; mem=$2; shift 2 ;;
+        --cpus) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || bad_usage "--cpus needs a count"; cpus=$2; shift 2 ;;
+        --timeout) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || bad_usage "--timeout needs seconds"; timeout=$2; shift 2 ;;
+        --interactive) interactive=1; shift ;;
+        --console) [ $# -ge 2 ] || bad_usage "--console needs a path or none"; console=$2; shift 2 ;;
+        --env) [[ ${2:-} =~ ^[A-Za-z_][A-Za-z0-9_]*(=.*)?$ ]] || bad_usage "--env needs NAME or NAME=VALUE"; envs+=("$2"); shift 2 ;;
+        --verbose) verbose=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; break ;;
+        -*) bad_usage "unknown option $1" ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || bad_usage "no command given"
+
+for i in "${!outs[@]}"; do
+    mkdir -p -- "${outs[$i]}" || bad_usage "cannot create --out ${outs[$i]}"
+    outs[$i]=$(cd -- "${outs[$i]}" && pwd -P)
+    [ "${outs[$i]}" != / ] || bad_usage "--out / would share everything read-write"
+done
+
+kvm_usable() { [ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null; }
+
+if [ "${KVM_SANDBOX:-auto}" != force ] && kvm_usable; then
+    if [ -n "$timeout" ]; then
+        if [ $interactive -eq 1 ]; then exec timeout --foreground -k 10 "$timeout" "$@"; fi
+        exec timeout -k 10 "$timeout" "$@"
+    fi
+    exec "$@"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The sandbox image: the Debian kernel and an initramfs of busybox, the modules and our init.
+
+e2e_apt_need qemu-system-x86 busybox-static kmod cpio socat
+
+# Loaded first, in order: what the init needs to reach the host's files and its ports.
+SANDBOX_MODULES=(virtio_pci virtio_console virtio_rng 9pnet_virtio 9p overlay)
+# Loaded meanwhile on the other vCPU: what the command needs (kvm-amd takes seconds under TCG).
+SANDBOX_MODULES_BG=(kvm_amd tun)
+
+build_image() {
+    local dir=$E2E_OUT/sandbox stage key
+    e2e_kernel_ensure
+    key="$(e2e_hash "$HERE/kvm-sandbox.sh" "$HERE/sandbox-init.sh" "$HERE/lib/common.sh" /bin/busybox) $KERNEL_RELEASE"
+    IMAGE_KERNEL=$(e2e_kernel_vmlinux)
+    IMAGE_INITRD=$dir/initramfs.img
+    if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$key" ] && [ -f "$IMAGE_INITRD" ]; then
+        return 0
+    fi
+    e2e_log "building the sandbox image ($KERNEL_RELEASE)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    stage=$dir/stage
+    mkdir -p "$stage"/{bin,dev,proc,sys,mnt,etc}
+    cp /bin/busybox "$stage/bin/busybox"
+    install -m 0755 "$HERE/sandbox-init.sh" "$stage/init"
+    e2e_modules_install "$stage" modules.load "${SANDBOX_MODULES[@]}"
+    e2e_modules_install "$stage" modules-bg.load "${SANDBOX_MODULES_BG[@]}"
+    (cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) \
+        | gzip -1 > "$IMAGE_INITRD.tmp"
+    mv "$IMAGE_INITRD.tmp" "$IMAGE_INITRD"
+    rm -rf "$stage"
+    echo "$key" > "$dir/stamp"
+}
+build_image
+
+# ---------------------------------------------------------------------------------------------
+# The job: parameters for the init (busybox sh) and the script it runs in the chroot (bash).
+
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+jobroot=${TMPDIR:-/tmp}
+[[ $jobroot =~ [[:space:]] ]] && jobroot=/tmp
+job=$(mktemp -d "$jobroot/kvm-sandbox.XXXXXX")
+qpid=""
+cleanup() {
+    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+    rm -rf "$job"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+: > "$job/stdout"; : > "$job/stderr"; : > "$job/ctl"; : > "$job/console"
+
+cwd=$(pwd -P)
+tmpfs_tmp=1
+case "$cwd/" in /tmp/*) tmpfs_tmp=0 ;; esac
+{
+    echo "SB_BASH=$(sq "$BASH")"
+    echo "SB_INTERACTIVE=$interactive"
+    echo "SB_TMPFS_TMP=$tmpfs_tmp"
+    echo "SB_OUT_COUNT=${#outs[@]}"
+    for i in "${!outs[@]}"; do echo "SB_OUT_$i=$(sq "${outs[$i]}")"; done
+} > "$job/params"
+
+{
+    echo "# kvm-sandbox.sh job"
+    for name in PATH HOME TERM USER LOGNAME LANG LC_ALL TZ CI \
+                $(compgen -e | grep -E '^(DOTNET_|PROPOLIS_|E2E_)' || true); do
+        [ -n "${!name+x}" ] && printf 'export %s=%q\n' "$name" "${!name}"
+    done
+    for e in "${envs[@]}"; do
+        if [[ $e == *=* ]]; then printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
+        elif [ -n "${!e+x}" ]; then printf 'export %s=%q\n' "$e" "${!e}"; fi
+    done
+    printf 'cd %q || exit 125\n' "$cwd"
+    printf 'cmd=('; printf ' %q' "$@"; printf ' )\n'
+    if [ $interactive -eq 0 ]; then
+        echo 'exec "${cmd[@]}" </dev/null >/dev/virtio-ports/stdout 2>/dev/virtio-ports/stderr'
+    elif [ "$console" = none ]; then
+        echo 'exec "${cmd[@]}"'
+    else
+        printf 'console=%q\n' "$console"
+        cat <<'EOF'
+"${cmd[@]}" </dev/null >/dev/virtio-ports/stdout 2>/dev/virtio-ports/stderr &
+pid=$!
+while [ ! -S "$console" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+if [ -S "$console" ]; then
+    printf '[kvm-sandbox: connected to %s; Ctrl-A x aborts the sandbox]\r\n' "$console"
+    socat -,raw,echo=0 "UNIX-CONNECT:$console"
+    printf '\r\n[kvm-sandbox: %s closed]\r\n' "$console"
+fi
+wait "$pid"
+EOF
+    fi
+} > "$job/job.sh"
+
+# ---------------------------------------------------------------------------------------------
+# The VM.
+
+loglevel="quiet loglevel=3"
+[ $verbose -eq 1 ] && loglevel="loglevel=6"
+qemu=(qemu-system-x86_64 -M q35 -accel tcg,thread=multi,tb-size=256 -cpu EPYC -smp "$cpus" -m "$mem"
+      -nodefaults -no-user-config -display none -no-reboot -net none
+      -kernel "$IMAGE_KERNEL" -initrd "$IMAGE_INITRD"
+      -append "console=ttyS0 $loglevel panic=-1 oops=panic mitigations=off nokaslr rdinit=/init sandbox.job=$job ${KVM_SANDBOX_APPEND:-}"
+      -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+      -device virtio-rng-pci
+      -device virtio-serial-pci
+      -chardev "file,id=ctl,path=$job/ctl" -device virtserialport,chardev=ctl,name=ctl
+      -chardev "file,id=out,path=$job/stdout" -device virtserialport,chardev=out,name=stdout
+      -chardev "file,id=err,path=$job/stderr" -device virtserialport,chardev=err,name=stderr)
+for i in "${!outs[@]}"; do
+    qemu+=(-virtfs "local,path=${outs[$i]},mount_tag=out$i,security_model=none,multidevs=remap")
+done
+tmo=()
+[ -n "$timeout" ] && tmo=(timeout -k 10 "$timeout")
+
+started=$EPOCHREALTIME
+elapsed() { awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+if [ $interactive -eq 1 ]; then
+    qemu+=(-chardev stdio,id=tty,mux=on,signal=off -serial chardev:tty -mon chardev=tty,mode=readline)
+    [ -n "$timeout" ] && tmo=(timeout --foreground -k 10 "$timeout")
+    set +e
+    "${tmo[@]}" "${qemu[@]}" 2>"$job/qemu.log"
+    qrc=$?
+    set -e
+    printf '\n' >&2
+    cat "$job/stdout"
+    cat "$job/stderr" >&2
+else
+    qemu+=(-serial "file:$job/console")
+    "${tmo[@]}" "${qemu[@]}" </dev/null >"$job/qemu.log" 2>&1 &
+    qpid=$!
+    tail -q -c +1 --pid="$qpid" -f "$job/stdout" &
+    tail_out=$!
+    tail -q -c +1 --pid="$qpid" -f "$job/stderr" >&2 &
+    tail_err=$!
+    tail_con="" tail_ctl=""
+    if [ $verbose -eq 1 ]; then
+        tail -q -c +1 --pid="$qpid" -f "$job/console" | sed 's/^/[sandbox] /' >&2 &
+        tail_con=$!
+        tail -q -c +1 --pid="$qpid" -f "$job/ctl" | while read -r tag _; do
+            [ "$tag" = @@SANDBOX-READY ] && echo "[sandbox] the command starts $(elapsed)s after QEMU did" >&2
+        done &
+        tail_ctl=$!
+    fi
+    set +e
+    wait "$qpid"
+    qrc=$?
+    set -e
+    qpid=""
+    wait $tail_out $tail_err $tail_con $tail_ctl 2>/dev/null || true
+fi
+
+if [ $verbose -eq 1 ]; then
+    echo "[sandbox] QEMU ran for $(elapsed)s" >&2
+fi
+
+if [ -n "$timeout" ] && [ $qrc -eq 124 ]; then
+    echo "kvm-sandbox.sh: timed out after ${timeout}s: $*" >&2
+    exit 124
+fi
+status=$(sed -n 's/^@@SANDBOX-EXIT \([0-9]*\).*/\1/p' "$job/ctl" | tail -n1)
+if [ -n "$status" ]; then
+    exit "$status"
+fi
+{
+    echo "kvm-sandbox.sh: the sandbox VM ended (QEMU status $qrc) without reporting the command's status"
+    grep '^@@SANDBOX-ERROR' "$job/ctl" | sed 's/^@@SANDBOX-ERROR /kvm-sandbox.sh: /' || true
+    if [ -s "$job/console" ]; then echo "--- its console (last 40 lines):"; tail -n 40 "$job/console"; fi
+    if grep -qv 'TCG doesn.t support requested feature' "$job/qemu.log"; then
+        echo "--- QEMU:"; grep -v 'TCG doesn.t support requested feature' "$job/qemu.log" | tail -n 20
+    fi
+} >&2
+exit 125

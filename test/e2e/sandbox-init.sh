@@ -69,6 +69,11 @@ mount -t proc proc $root/proc
 mount -t sysfs sysfs $root/sys
 mount -t devtmpfs devtmpfs $root/dev
 mkdir -p $root/dev/pts $root/dev/shm
+# What udev or systemd would add: bash's process substitution needs /dev/fd.
+ln -sfn /proc/self/fd $root/dev/fd
+ln -sfn /proc/self/fd/0 $root/dev/stdin
+ln -sfn /proc/self/fd/1 $root/dev/stdout
+ln -sfn /proc/self/fd/2 $root/dev/stderr
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts $root/dev/pts
 mount -t tmpfs -o mode=1777 shm $root/dev/shm
 [ "$SB_TMPFS_TMP" = 1 ] && mount -t tmpfs -o mode=1777 tmp $root/tmp

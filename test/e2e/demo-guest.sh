@@ -42,6 +42,9 @@ declare -A TOOL_PACKAGE=([fio]=fio [iperf3]=iperf3 [stress-ng]=stress-ng)
 
 dir=$E2E_OUT/guest
 mkdir -p "$dir"
+# One builder at a time (./build.sh run and a test run may start together).
+exec {lock}>"$dir/.lock"
+flock "$lock"
 e2e_apt_need busybox-static cpio gzip
 e2e_kernel_ensure
 

@@ -16,6 +16,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+hostname kvm-sandbox
 
 # Progress marks go to the kernel log (shown by kvm-sandbox.sh --verbose).
 mark() { echo "kvm-sandbox: $*" > /dev/kmsg; }
@@ -104,4 +105,5 @@ else
     chroot $root /usr/bin/env -i "$SB_BASH" /run/kvm-sandbox/job.sh </dev/null >/dev/console 2>&1
 fi
 report "@@SANDBOX-EXIT $?"
+echo 0 > /proc/sys/kernel/printk   # no "reboot: Power down" on the user's terminal
 poweroff -f

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The machine works: QEMU with -accel kvm boots the demo guest to its shell, the shell computes,
 # and the guest powers off. A failure here means the sandbox, the kernel or the demo guest is
 # broken, not propolis-standalone.

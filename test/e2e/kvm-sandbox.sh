@@ -99,6 +99,15 @@ build_image() {
     if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$key" ] && [ -f "$IMAGE_INITRD" ]; then
         return 0
     fi
+    # Another kvm-sandbox.sh may be building it too: one builds, the other then finds it done.
+    local lock
+    mkdir -p "$E2E_OUT"
+    exec {lock}>"$E2E_OUT/.sandbox.lock"
+    flock "$lock"
+    if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$key" ] && [ -f "$IMAGE_INITRD" ]; then
+        exec {lock}>&-
+        return 0
+    fi
     e2e_log "building the sandbox image ($KERNEL_RELEASE)"
     rm -rf "$dir" && mkdir -p "$dir"
     stage=$dir/stage
@@ -112,6 +121,7 @@ build_image() {
     mv "$IMAGE_INITRD.tmp" "$IMAGE_INITRD"
     rm -rf "$stage"
     echo "$key" > "$dir/stamp"
+    exec {lock}>&-
 }
 build_image
 
@@ -167,9 +177,9 @@ case "$cwd/" in /tmp/*) tmpfs_tmp=0 ;; esac
 pid=$!
 while [ ! -S "$console" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 if [ -S "$console" ]; then
-    printf '[kvm-sandbox: connected to %s; Ctrl-A x aborts the sandbox]\r\n' "$console"
+    printf '[kvm-sandbox: connected to %s; Ctrl-A x aborts the sandbox]\n' "$console"
     socat -,raw,echo=0 "UNIX-CONNECT:$console"
-    printf '\r\n[kvm-sandbox: %s closed]\r\n' "$console"
+    printf '\n[kvm-sandbox: %s closed]\n' "$console"
 fi
 wait "$pid"
 EOF

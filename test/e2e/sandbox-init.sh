@@ -16,6 +16,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+hostname kvm-sandbox
 
 # Progress marks go to the kernel log (shown by kvm-sandbox.sh --verbose).
 mark() { echo "kvm-sandbox: $*" > /dev/kmsg; }
@@ -69,6 +70,11 @@ mount -t proc proc $root/proc
 mount -t sysfs sysfs $root/sys
 mount -t devtmpfs devtmpfs $root/dev
 mkdir -p $root/dev/pts $root/dev/shm
+# What udev or systemd would add: bash's process substitution needs /dev/fd.
+ln -sfn /proc/self/fd $root/dev/fd
+ln -sfn /proc/self/fd/0 $root/dev/stdin
+ln -sfn /proc/self/fd/1 $root/dev/stdout
+ln -sfn /proc/self/fd/2 $root/dev/stderr
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts $root/dev/pts
 mount -t tmpfs -o mode=1777 shm $root/dev/shm
 [ "$SB_TMPFS_TMP" = 1 ] && mount -t tmpfs -o mode=1777 tmp $root/tmp
@@ -99,4 +105,5 @@ else
     chroot $root /usr/bin/env -i "$SB_BASH" /run/kvm-sandbox/job.sh </dev/null >/dev/console 2>&1
 fi
 report "@@SANDBOX-EXIT $?"
+echo 0 > /proc/sys/kernel/printk   # no "reboot: Power down" on the user's terminal
 poweroff -f

@@ -71,6 +71,10 @@ e2e_kernel_ensure() {
     fi
     release=${pkg#linux-image-}
     dir=$E2E_OUT/kernel/$release
+    mkdir -p "$E2E_OUT/kernel"
+    local lock
+    exec {lock}>"$E2E_OUT/kernel/.lock"
+    flock "$lock"
     if [ ! -f "$dir/.complete" ]; then
         e2e_log "fetching the Debian kernel $pkg"
         rm -rf "$dir" && mkdir -p "$dir/deb"
@@ -87,6 +91,7 @@ e2e_kernel_ensure() {
         touch "$dir/.complete"
     fi
     echo "$pkg" > "$E2E_OUT/kernel/current"
+    exec {lock}>&-
     KERNEL_RELEASE=$release
     KERNEL_TREE=$dir/tree
     KERNEL_VMLINUZ=$dir/tree/boot/vmlinuz-$release
@@ -119,7 +124,9 @@ e2e_modules_install() {
 # taken out of the bzImage, extracted once. QEMU boots it directly, skipping SeaBIOS's real-mode
 # loader and the in-guest xz decompression, which take seconds under TCG.
 e2e_kernel_vmlinux() {
-    local out=${KERNEL_TREE%/tree}/vmlinux off
+    local out=${KERNEL_TREE%/tree}/vmlinux off lock
+    exec {lock}>"$E2E_OUT/kernel/.lock"
+    flock "$lock"
     if [ ! -s "$out" ]; then
         e2e_apt_need xz-utils binutils
         # The payload is an xz stream (CONFIG_KERNEL_XZ) followed by the bzImage's trailer;
@@ -135,5 +142,6 @@ e2e_kernel_vmlinux() {
         rm -f "$out.tmp"
         [ -s "$out" ] || e2e_die "cannot extract a PVH-bootable vmlinux from $KERNEL_VMLINUZ"
     fi
+    exec {lock}>&-
     echo "$out"
 }

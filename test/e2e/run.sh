@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# run.sh: the end-to-end suite (`./build.sh test` runs it after the unit tests).
+#
+#   test/e2e/run.sh [--verbose] [PATTERN...]
+#
+# Builds the demo guest (demo-guest.sh), then runs every case test/e2e/cases/NN-name.sh (or those
+# whose name contains one of the PATTERNs), in order, inside ONE kvm-sandbox.sh VM when this
+# machine has no usable /dev/kvm (directly otherwise). Prints one "PASS name (Ns)" or
+# "FAIL name (Ns): why" line per case, then "e2e: N passed, M failed"; exits non-zero when a case
+# failed. Each case's logs are kept in out/e2e/<name>/ (output.log, console.log, ...).
+# --verbose streams the cases' own output as they run.
+#
+# Writing a case: see lib/e2e.sh for what a case can use, and cases/01-qemu-kvm.sh.
+#
+# Environment: E2E_SUITE_TIMEOUT (seconds, default 1080) bounds the whole sandboxed run.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=${E2E_OUT:-$ROOT/out}
+RESULTS=$OUT/e2e
+
+inside=0 verbose=0 patterns=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --inside) inside=1; shift ;;          # used by run.sh itself, through kvm-sandbox.sh
+        --verbose) verbose=1; shift ;;
+        -h|--help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+        *) patterns+=("$1"); shift ;;
+    esac
+done
+
+select_cases() {
+    local c name p
+    for c in "$HERE"/cases/[0-9][0-9]-*.sh; do
+        [ -f "$c" ] || continue
+        name=$(basename "$c" .sh)
+        if [ ${#patterns[@]} -eq 0 ]; then echo "$c"; continue; fi
+        for p in "${patterns[@]}"; do
+            [[ $name == *"$p"* ]] && { echo "$c"; break; }
+        done
+    done
+}
+mapfile -t CASES < <(select_cases)
+
+# ---------------------------------------------------------------------------------------------
+# Inside (where /dev/kvm works): run the cases, append "PASS|FAIL name seconds [why]" to results.
+
+run_case() {
+    local c=$1 name budget work art start rc dur why
+    name=$(basename "$c" .sh)
+    budget=$(sed -n 's/^# e2e-timeout: *\([0-9][0-9]*\).*/\1/p' "$c" | head -n1)
+    budget=${budget:-300}
+    art=$RESULTS/$name
+    rm -rf "$art" && mkdir -p "$art"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/e2e-$name.XXXXXX")
+    start=$SECONDS
+    (
+        cd "$work" || exit 1
+        export E2E_ARTIFACTS=$art E2E_WORK=$work E2E_OUT=$OUT
+        if [ $verbose -eq 1 ]; then
+            timeout -k 10 "$budget" bash -c '. "$1"; . "$2"' "$name" "$HERE/lib/e2e.sh" "$c" 2>&1 \
+                | tee "$art/output.log" | sed -u "s/^/    | /"
+        else
+            timeout -k 10 "$budget" bash -c '. "$1"; . "$2"' "$name" "$HERE/lib/e2e.sh" "$c" \
+                > "$art/output.log" 2>&1
+        fi
+    )
+    rc=$?
+    dur=$((SECONDS - start))
+    rm -rf "$work"
+    if [ $rc -eq 0 ]; then
+        echo "PASS $name (${dur}s)"
+        echo "PASS $name $dur" >> "$RESULTS/results"
+        return 0
+    fi
+    if [ $rc -eq 124 ]; then
+        why="over its ${budget}s budget"
+    else
+        why=$(grep -E '^(FAILED|console:)' "$art/output.log" | tail -n1)
+        why=${why:-exit status $rc}
+    fi
+    echo "FAIL $name (${dur}s): $why"
+    if [ $verbose -eq 0 ]; then
+        echo "    --- $name: last lines of out/e2e/$name/output.log"
+        tail -n 25 "$art/output.log" | sed 's/^/    | /'
+    fi
+    echo "FAIL $name $dur $why" >> "$RESULTS/results"
+    return 1
+}
+
+if [ $inside -eq 1 ]; then
+    failed=0
+    for c in "${CASES[@]}"; do
+        run_case "$c" || failed=1
+    done
+    exit $failed
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Outside: prepare, run the cases (in the sandbox when needed), summarize.
+
+if [ ${#CASES[@]} -eq 0 ]; then
+    echo "run.sh: no case matches ${patterns[*]:-anything} in $HERE/cases" >&2
+    exit 2
+fi
+"$HERE/demo-guest.sh" || { echo "FAIL demo-guest (could not build the demo guest)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+: > "$RESULTS/results"
+
+args=()
+[ $verbose -eq 1 ] && args+=(--verbose)
+started=$SECONDS
+"$HERE/kvm-sandbox.sh" --out "$RESULTS" --timeout "${E2E_SUITE_TIMEOUT:-1080}" -- \
+    "$HERE/run.sh" --inside ${args[@]+"${args[@]}"} ${patterns[@]+"${patterns[@]}"}
+status=$?
+
+passed=$(grep -c '^PASS ' "$RESULTS/results")
+failed=$(grep -c '^FAIL ' "$RESULTS/results")
+# Cases the sandbox never got to (it timed out or broke) count as failed.
+for c in "${CASES[@]}"; do
+    name=$(basename "$c" .sh)
+    if ! grep -qE "^(PASS|FAIL) $name " "$RESULTS/results"; then
+        echo "FAIL $name: did not run (the sandboxed suite ended with status $status)"
+        failed=$((failed + 1))
+    fi
+done
+echo "(e2e took $((SECONDS - started))s; logs in ${RESULTS#"$ROOT"/}/)"
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

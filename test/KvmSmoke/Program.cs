@@ -15,7 +15,7 @@ using Propolis.Core.Vmm.Kvm;
 
 if (args.Length >= 2 && args[0] == "boot")
 {
-    return BootLinux.Run(args[1], args.Length > 2 ? args[2] : "earlyprintk=serial,ttyS0 console=ttyS0 panic=-1",
+    return BootLinux.Run(args[1], args.Length > 2 ? args[2] : "earlyprintk=serial,ttyS0 console=ttyS0 panic=-1 reboot=t",
         args.Length > 3 ? ulong.Parse(args[3]) : 256, args.Length > 4 ? int.Parse(args[4]) : 300);
 }
 

@@ -124,6 +124,8 @@ public sealed class Extent : IDisposable
     public static Extent Open(string dir, RegionDefinition def, uint number, bool readOnly)
     {
         string path = RegionPaths.ExtentPath(dir, number);
+        // The real open removes stale repair directories even when read-only; we leave them to the
+        // writable open, so that a read-only dump never deletes anything.
         if (!readOnly)
         {
             RemoveCopyCleanupDirs(dir, number);

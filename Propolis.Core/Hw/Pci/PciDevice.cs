@@ -123,6 +123,19 @@ public abstract partial class PciDevice
         _usesIntx = true;
     }
 
+    /// <summary>Declares plain device-specific registers (storage with the given write masks and no
+    /// side effects) in the device-specific area; they read zero until written.</summary>
+    protected void DefineDeviceRegisters(ReadOnlySpan<ConfigRegister> registers)
+    {
+        ThrowIfAttached();
+        foreach (var r in registers)
+        {
+            if (r.Offset < PciHeader.Size || r.Width is < 1 or > 4 || r.Offset + r.Width > PciHeader.ExtendedSize)
+                throw new ArgumentOutOfRangeException(nameof(registers), $"register {r.Name} at 0x{r.Offset:X} is outside the device-specific area");
+            DefineRegister(0, r);
+        }
+    }
+
     /// <summary>Sends configuration accesses to dwords [<paramref name="offset"/>, +<paramref name="length"/>)
     /// to <see cref="CustomConfigRead"/> and <see cref="CustomConfigWrite"/>.</summary>
     protected void AddCustomConfig(int offset, int length)

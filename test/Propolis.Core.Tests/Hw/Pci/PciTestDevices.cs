@@ -23,9 +23,13 @@ internal sealed class TestFunction : PciDevice
     public List<(int Bar, ulong Offset, int Length)> Reads { get; } = [];
     public List<(int Bar, ulong Offset, byte[] Data)> Writes { get; } = [];
 
+    /// <summary>False for allocation measurements.</summary>
+    public bool Record { get; set; } = true;
+
     protected override void BarRead(int bar, ulong offset, Span<byte> data)
     {
-        Reads.Add((bar, offset, data.Length));
+        if (Record)
+            Reads.Add((bar, offset, data.Length));
         data.Fill((byte)(0x10 + bar));
     }
 

@@ -117,9 +117,4 @@ public sealed class MsiCapability
             Send(v);
         }
     }
-
-    internal void ResetLocked()
-    {
-        // The device's config bytes were restored from the reset image already.
-    }
 }

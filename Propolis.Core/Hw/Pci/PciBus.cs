@@ -176,13 +176,8 @@ public sealed partial class PciBus : IPortIoHandler, IMmioHandler
 
     private PciDevice? FindForAccess(byte bus, int device, int function)
     {
-        if (bus != 0)
-            return null;
-        var f = _functions[device * Functions + function];
-        // §3.2.2.3.2: function 0 must answer for a multi-function device's other functions to be
-        // probed; a function other than 0 behind an empty function 0 is still reachable here (the
-        // guest decides from the header type whether to look).
-        return f;
+        // Only bus 0 exists: there are no PCI-to-PCI bridges behind the host bridge.
+        return bus == 0 ? _functions[device * Functions + function] : null;
     }
 
     // ---- BAR placement ----

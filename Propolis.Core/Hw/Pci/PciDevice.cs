@@ -549,7 +549,7 @@ public abstract partial class PciDevice
             }
             _intxAsserted = false;
             UpdateIntxLocked();
-            Msi?.ResetLocked();
+            // MSI state lives in the config bytes just restored; MSI-X keeps its table outside them.
             Msix?.Reset();
             OnReset();
         }

@@ -248,7 +248,12 @@ public sealed partial class Mc146818Rtc : IPortIoHandler, IDisposable
             case Century: year = Math.Clamp(Decode(value), 1, 99) * 100 + year % 100; break;
             default: return; // day of week: derived from the date
         }
-        day = Math.Clamp(day, 1, DateTime.DaysInMonth(year, month));
+        var days = DateTime.DaysInMonth(year, month);
+        if (day < 1 || day > days)
+        {
+            LogClamped(index, value);
+            day = Math.Clamp(day, 1, days);
+        }
         var updated = new DateTime(year, month, day, hour, minute, second, DateTimeKind.Utc);
         if (Frozen)
         {
@@ -444,4 +449,7 @@ public sealed partial class Mc146818Rtc : IPortIoHandler, IDisposable
     }
 
     public void Dispose() => _timer.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "RTC register 0x{Index:X2} written with 0x{Value:X2}, which makes no valid date; clamped")]
+    private partial void LogClamped(int index, byte value);
 }

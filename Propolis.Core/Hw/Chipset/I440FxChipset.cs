@@ -101,11 +101,15 @@ public sealed class I440FxChipset : IDisposable
         }
     }
 
-    /// <summary>Machine reset: every PCI function (BARs unmapped, PIRQ routes disabled, PM registers
-    /// cleared), the reset control register and the POST code.</summary>
+    /// <summary>Machine reset of the chipset: CONFIG_ADDRESS, its own three functions (PIRQ routes
+    /// disabled, PM registers cleared, ACPI mode off), the reset control register and the POST code.
+    /// Functions attached with <see cref="AttachPci"/> are reset by their own lifecycle.</summary>
     public void Reset()
     {
         Bus.Reset();
+        HostBridge.Reset();
+        Lpc.Reset();
+        PowerManagement.Reset();
         ResetControl.Reset();
         PostCode.Reset();
     }

@@ -260,11 +260,7 @@ public sealed partial class PciBus : IPortIoHandler, IMmioHandler
         }
     }
 
-    /// <summary>Power-on state: CONFIG_ADDRESS zero and every function reset (BARs unmapped).</summary>
-    public void Reset()
-    {
-        Volatile.Write(ref _configAddress, 0);
-        foreach (var f in AttachedFunctions)
-            f.Reset();
-    }
+    /// <summary>Power-on state of the host bridge's decoder: CONFIG_ADDRESS zero. Each function is
+    /// reset by its own lifecycle (<see cref="PciDevice.Reset"/>), which also unmaps its BARs.</summary>
+    public void Reset() => Volatile.Write(ref _configAddress, 0);
 }

@@ -139,12 +139,12 @@ public class PciBarTests
     }
 
     [Fact]
-    public void ResetUnmapsEveryBar()
+    public void FunctionResetUnmapsEveryBar()
     {
         _f.ConfigWriteDword(0x10, 0xC000);
         _f.ConfigWriteDword(0x14, 0xC010_0000);
         Command(PciCommand.MemorySpace | PciCommand.IoSpace);
-        _bus.Reset();
+        _f.Reset();
         Assert.Empty(_pio.Ranges);
         Assert.Empty(_mmio.Ranges);
     }

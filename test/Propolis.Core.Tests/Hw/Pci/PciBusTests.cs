@@ -128,6 +128,15 @@ public class PciBusTests
     }
 
     [Fact]
+    public void ResetClearsConfigAddress()
+    {
+        Out32(0xCF8, Address(0, 4, 2, 0x3C));
+        _bus.Reset();
+        Assert.Equal(0u, In(0xCF8, 4));
+        Assert.Equal(0xFFFF_FFFFu, In(0xCFC, 4)); // enable bit clear again
+    }
+
+    [Fact]
     public void AttachingTwiceAtOneAddressFails()
     {
         Assert.Throws<InvalidOperationException>(() => _bus.Attach(new TestFunction(), 4, 2));

@@ -48,6 +48,9 @@ public sealed partial class Piix3Lpc : PciDevice, IPciIntxRouter
     /// <summary>ISA IRQs a PIRQ link may be routed to.</summary>
     public static bool IsRoutableIrq(int irq) => irq is >= 3 and <= 7 or >= 9 and <= 12 or 14 or 15;
 
+    /// <summary>The same set as a bit mask (bit n = IRQ n), for the link devices' _PRS in the DSDT.</summary>
+    public const ushort RoutableIrqMask = 0b1101_1110_1111_1000;
+
     public (PciInterruptPin Pin, IIrqLine Line) RouteIntx(PciAddress address)
     {
         var pin = PinForFunction(address.Function);

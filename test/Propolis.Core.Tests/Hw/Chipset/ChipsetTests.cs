@@ -93,6 +93,13 @@ public sealed class ChipsetTests : IDisposable
         Assert.Null(_chipset.Lpc.RoutedIrq(2));
     }
 
+    [Fact]
+    public void RoutableIrqMaskMatchesThePredicate()
+    {
+        for (var irq = 0; irq < 16; irq++)
+            Assert.Equal(Piix3Lpc.IsRoutableIrq(irq), (Piix3Lpc.RoutableIrqMask >> irq & 1) != 0);
+    }
+
     [Theory]
     // (device, function) → (pin, link): propolis route_lintr, "D->A->B->C starting at 0:0.0".
     [InlineData(0, 3, PciInterruptPin.IntA, 3)]

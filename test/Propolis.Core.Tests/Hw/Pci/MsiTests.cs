@@ -107,6 +107,19 @@ public class MsiTests
     }
 
     [Fact]
+    public void QwordTableAccessesWriteAndReadWholeEntries()
+    {
+        Span<byte> q = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(q, 0x0000_0001_FEE0_2000);
+        _mmio.Write(Bar2 + 16, q);
+        BinaryPrimitives.WriteUInt64LittleEndian(q, 0x0000_0000_0000_0077); // data, unmasked
+        _mmio.Write(Bar2 + 24, q);
+        Assert.Equal((0x1_FEE0_2000UL, 0x77u, false), _f.Msix!.GetEntry(1));
+        _mmio.Read(Bar2 + 16, q);
+        Assert.Equal(0x0000_0001_FEE0_2000UL, BinaryPrimitives.ReadUInt64LittleEndian(q));
+    }
+
+    [Fact]
     public void TableSizeIsReadOnly()
     {
         MsixControl(0xFFFF);

@@ -38,6 +38,14 @@ public sealed unsafe partial class FileBackend : BlockBackend
 
     public string Path { get; }
 
+    /// <summary>Set once fallocate(FALLOC_FL_ZERO_RANGE) has failed with EOPNOTSUPP: WriteZeroes then
+    /// writes zeroes. Tests set it to exercise that path on file systems that have ZERO_RANGE.</summary>
+    internal bool ZeroRangeUnsupported
+    {
+        get => _zeroRangeUnsupported;
+        set => _zeroRangeUnsupported = value;
+    }
+
     /// <summary>Opens <paramref name="path"/>, read-write unless <see cref="BlockBackendOptions.ReadOnly"/>
     /// is set or the file cannot be opened for writing, in which case it is read-only and the log says so.
     /// The size comes from fstat for a regular file and BLKGETSIZE64 for a block device, rounded down to
@@ -84,8 +92,8 @@ public sealed unsafe partial class FileBackend : BlockBackend
             {
                 LogSizeRounded(logger, path, size, blockSize, size % blockSize);
             }
-            var info = new BlockDeviceInfo(blockSize, blocks, readOnly, SupportsDiscard: true, SupportsFlush: true,
-                SupportsWriteZeroes: true, options.Workers);
+            var info = new BlockDeviceInfo(blockSize, blocks, readOnly, SupportsDiscard: !readOnly, SupportsFlush: true,
+                SupportsWriteZeroes: !readOnly, options.Workers);
             return new FileBackend(path, fd, info, options, logger);
         }
         catch

@@ -141,12 +141,29 @@ public sealed class FileBackendTests : IDisposable
     }
 
     [Fact]
+    public void WriteZeroes_by_writing_zeroes_when_the_file_system_cannot_zero_a_range()
+    {
+        var original = Patterns.Make(DiskSize, 10);
+        var path = MakeDisk(original);
+        var backend = FileBackend.Open(path, new BlockBackendOptions());
+        backend.ZeroRangeUnsupported = true;
+        using var rig = new BlockRig(backend);
+        backend.Start();
+        // More than one 64 KiB chunk of zeroes, unaligned at both ends.
+        Assert.Equal(BlockResult.Success, rig.Run(r => r.PrepareWriteZeroes(1000, 200_000)));
+        Array.Clear(original, 1000, 200_000);
+        Assert.Equal(original, File.ReadAllBytes(path));
+    }
+
+    [Fact]
     public void Read_only_backend_refuses_writes_and_keeps_the_file()
     {
         var original = Patterns.Make(DiskSize, 11);
         var path = MakeDisk(original);
         using var rig = Rig(path, new BlockBackendOptions { ReadOnly = true });
         Assert.True(rig.Backend.Info.ReadOnly);
+        Assert.False(rig.Backend.Info.SupportsDiscard);
+        Assert.False(rig.Backend.Info.SupportsWriteZeroes);
         Assert.Equal(BlockResult.ReadOnly, rig.Run(r => { r.PrepareWrite(0); r.TryAddSegment(0, 512); }));
         Assert.Equal(BlockResult.ReadOnly, rig.Run(r => r.PrepareDiscard(0, 4096)));
         Assert.Equal(BlockResult.ReadOnly, rig.Run(r => r.PrepareWriteZeroes(0, 4096)));

@@ -85,7 +85,8 @@ public sealed record BlockBackendOptions
     /// <summary>Worker threads, 1..<see cref="MaxWorkers"/>.</summary>
     public int Workers { get; init; } = 1;
 
-    internal void Validate()
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a block size or worker count out of range.</summary>
+    public void Validate()
     {
         if (BlockSize < 512 || BlockSize > 65536 || (BlockSize & (BlockSize - 1)) != 0)
         {

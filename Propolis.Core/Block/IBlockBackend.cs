@@ -11,7 +11,10 @@ namespace Propolis.Core.Block;
 /// <item><see cref="Stop"/> drains, flushes (unless skip_flush) and joins the workers; requests
 /// submitted afterwards complete at once with <see cref="BlockResult.IoError"/>. Idempotent.</item>
 /// </list>
-/// Nothing here throws on a worker thread: every failure is a <see cref="BlockResult"/>.</remarks>
+/// Requests run concurrently on up to <see cref="BlockDeviceInfo.Workers"/> threads and may complete
+/// in any order; a Flush covers the writes that completed before it was submitted (the ordering
+/// virtio-blk and NVMe give the guest). Nothing here throws on a worker thread: every failure is a
+/// <see cref="BlockResult"/>.</remarks>
 public interface IBlockBackend : IDisposable
 {
     /// <summary>The backend's kind as named in the configuration ("file", "mem-async", ...).</summary>

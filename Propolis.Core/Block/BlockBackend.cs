@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Propolis.Core.Interop;
 
 namespace Propolis.Core.Block;
 
@@ -206,13 +207,13 @@ public abstract partial class BlockBackend : IBlockBackend
 
     /// <summary>Logs a failed system call the first time that errno is seen on this backend and
     /// returns <see cref="BlockResult.IoError"/>.</summary>
-    protected BlockResult IoFailed(string operation, int errno)
+    protected BlockResult IoFailed(string operation, Errno errno)
     {
-        var bit = errno is > 0 and < 128 ? errno : 0;
+        var bit = (int)errno is > 0 and < 128 ? (int)errno : 0;
         var mask = 1UL << (bit & 63);
         if ((Interlocked.Or(ref _loggedErrnos[bit >> 6], mask) & mask) == 0)
         {
-            LogIoFailed(Logger, Kind, operation, System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno), errno);
+            LogIoFailed(Logger, Kind, operation, System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage((int)errno), errno);
         }
         return BlockResult.IoError;
     }
@@ -325,8 +326,8 @@ public abstract partial class BlockBackend : IBlockBackend
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Block backend {Kind}: {Operation} failed: {Error} (errno {Errno}); the request completes with an I/O error (this errno is logged once)")]
-    private static partial void LogIoFailed(ILogger logger, string kind, string operation, string error, int errno);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Block backend {Kind}: {Operation} failed: {Error} ({Errno}); the request completes with an I/O error (this errno is logged once)")]
+    private static partial void LogIoFailed(ILogger logger, string kind, string operation, string error, Errno errno);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Block backend {Kind}: a request threw; it completes with an I/O error (logged once)")]
     private static partial void LogExecuteThrew(ILogger logger, string kind, Exception e);

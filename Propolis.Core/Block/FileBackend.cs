@@ -142,8 +142,8 @@ public sealed unsafe partial class FileBackend : BlockBackend
     {
         while (Sys.Fdatasync(_fd) != 0)
         {
-            var errno = Interop.Interop.LastErrno;
-            if (errno != (int)Errno.EINTR)
+            var errno = LastErrno;
+            if (errno != Errno.EINTR)
             {
                 return IoFailed("fdatasync", errno);
             }
@@ -196,15 +196,15 @@ public sealed unsafe partial class FileBackend : BlockBackend
             {
                 n = write ? Sys.Pwritev(_fd, iov, count, (long)position) : Sys.Preadv(_fd, iov, count, (long)position);
             }
-            while (n < 0 && Interop.Interop.LastErrno == (int)Errno.EINTR);
+            while (n < 0 && LastErrno == Errno.EINTR);
             if (n < 0)
             {
-                return IoFailed(write ? "pwritev" : "preadv", Interop.Interop.LastErrno);
+                return IoFailed(write ? "pwritev" : "preadv", LastErrno);
             }
             if (n == 0)
             {
                 // The file shrank under us (or a device returned nothing): the range no longer exists.
-                return IoFailed(write ? "pwritev (no progress)" : "preadv (end of file)", (int)Errno.EIO);
+                return IoFailed(write ? "pwritev (no progress)" : "preadv (end of file)", Errno.EIO);
             }
             position += (ulong)n;
             var left = (ulong)n;
@@ -238,7 +238,7 @@ public sealed unsafe partial class FileBackend : BlockBackend
         {
             return BlockResult.Success;
         }
-        if (errno == (int)Errno.EOPNOTSUPP)
+        if (errno == Errno.EOPNOTSUPP)
         {
             if (!_punchHoleUnsupported)
             {
@@ -262,7 +262,7 @@ public sealed unsafe partial class FileBackend : BlockBackend
             {
                 return BlockResult.Success;
             }
-            if (errno != (int)Errno.EOPNOTSUPP)
+            if (errno != Errno.EOPNOTSUPP)
             {
                 return IoFailed("fallocate(ZERO_RANGE)", errno);
             }
@@ -278,10 +278,10 @@ public sealed unsafe partial class FileBackend : BlockBackend
                 {
                     n = Sys.Pwrite(_fd, zeroes, chunk, (long)offset);
                 }
-                while (n < 0 && Interop.Interop.LastErrno == (int)Errno.EINTR);
+                while (n < 0 && LastErrno == Errno.EINTR);
                 if (n <= 0)
                 {
-                    return IoFailed("pwrite (zeroes)", n < 0 ? Interop.Interop.LastErrno : (int)Errno.EIO);
+                    return IoFailed("pwrite (zeroes)", n < 0 ? LastErrno : Errno.EIO);
                 }
                 offset += (ulong)n;
                 length -= (ulong)n;
@@ -290,17 +290,20 @@ public sealed unsafe partial class FileBackend : BlockBackend
         return BlockResult.Success;
     }
 
-    private int Fallocate(int mode, ulong offset, ulong length, out int errno)
+    private int Fallocate(int mode, ulong offset, ulong length, out Errno errno)
     {
         int result;
         do
         {
             result = Sys.Fallocate(_fd, mode, (long)offset, (long)length);
-            errno = result == 0 ? 0 : Interop.Interop.LastErrno;
+            errno = result == 0 ? 0 : LastErrno;
         }
-        while (result != 0 && errno == (int)Errno.EINTR);
+        while (result != 0 && errno == Errno.EINTR);
         return result;
     }
+
+    /// <summary>The errno of the last system call on this thread, typed.</summary>
+    private static Errno LastErrno => (Errno)Interop.Interop.LastErrno;
 
     protected override void DisposeStore()
     {

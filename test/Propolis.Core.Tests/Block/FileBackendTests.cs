@@ -278,6 +278,46 @@ public sealed class FileBackendTests : IDisposable
         rig.Backend.Stop();
     }
 
+    [Fact]
+    public void A_file_that_shrinks_under_the_backend_gives_IoError_logged_once()
+    {
+        var path = MakeDisk();
+        var logger = new ListLogger();
+        var backend = FileBackend.Open(path, new BlockBackendOptions(), logger);
+        using var rig = new BlockRig(backend);
+        backend.Start();
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.Write))
+        {
+            f.SetLength(DiskSize / 2);
+        }
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(BlockResult.IoError, rig.Run(r => { r.PrepareRead(DiskSize - 4096); r.TryAddSegment(0, 4096); }));
+        }
+        Assert.Equal(BlockResult.Success, rig.Run(r => { r.PrepareRead(0); r.TryAddSegment(0, 4096); }));
+        var errors = logger.Messages.Where(m => m.Level == Microsoft.Extensions.Logging.LogLevel.Error).ToList();
+        Assert.Single(errors);
+        Assert.Contains("preadv", errors[0].Text);
+        Assert.Contains("EIO", errors[0].Text);
+    }
+
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public List<(Microsoft.Extensions.Logging.LogLevel Level, string Text)> Messages { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (Messages)
+            {
+                Messages.Add((logLevel, formatter(state, exception)));
+            }
+        }
+    }
+
     private static long AllocatedBlocks(string path)
     {
         using var handle = File.OpenHandle(path);

@@ -14,7 +14,8 @@ namespace Propolis.Core.Block;
 /// Requests run concurrently on up to <see cref="BlockDeviceInfo.Workers"/> threads and may complete
 /// in any order; a Flush covers the writes that completed before it was submitted (the ordering
 /// virtio-blk and NVMe give the guest). Nothing here throws on a worker thread: every failure is a
-/// <see cref="BlockResult"/>.</remarks>
+/// <see cref="BlockResult"/>. Pause and Stop wait for in-flight requests, so they must not be called
+/// from a completion handler (which runs inside one).</remarks>
 public interface IBlockBackend : IDisposable
 {
     /// <summary>The backend's kind as named in the configuration ("file", "mem-async", ...).</summary>

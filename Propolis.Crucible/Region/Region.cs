@@ -76,6 +76,11 @@ public sealed class Region : IDisposable
     public static Region Open(string dir, bool readOnly)
     {
         string config = RegionPaths.ConfigPath(dir);
+        if (!File.Exists(config))
+        {
+            throw new RegionException(RegionError.RegionIncompatible,
+                $"no region in {dir}: {config} does not exist (create one with 'crucible-downstairs create')");
+        }
         byte[] json;
         try
         {

@@ -212,6 +212,31 @@ public class ExtentRepairTests
         Assert.Equal(4UL, ReadFlushNumber(dest, 1));
     }
 
+    [Fact]
+    public async Task LiveRepairReplacesAClosedExtentBetweenIoJobs()
+    {
+        // A read-only source is always ready to be copied from.
+        await using HostedRegion source = HostedRegion.Start(readOnly: true, fill: r => HostedRegion.WritePattern(r, 3, 1, 6, 0x3C, 5));
+        await using HostedRegion dest = HostedRegion.Start();
+        await using Upstairs up = await ReconcileAsync(dest);
+        Guid u = up.UpstairsId, s = up.SessionId;
+
+        await up.SendAsync(new Message.ExtentLiveClose(u, s, new JobId(10), Array.Empty<JobId>(), new ExtentId(3)));
+        var closed = await up.ExpectAsync<Message.ExtentLiveCloseAck>();
+        Assert.True(closed.Result.IsOk);
+        await up.SendAsync(new Message.ExtentLiveRepair(u, s, new JobId(11), new[] { new JobId(10) }, new ExtentId(3), new ClientId(0),
+            SocketAddr.FromEndPoint(source.Host.RepairAddress)));
+        Assert.Equal(new Message.ExtentLiveRepairAckId(u, s, new JobId(11), null), await up.ReceiveAsync());
+        await up.SendAsync(new Message.ExtentLiveReopen(u, s, new JobId(12), new[] { new JobId(11) }, new ExtentId(3)));
+        Assert.Equal(new Message.ExtentLiveAckId(u, s, new JobId(12), null), await up.ReceiveAsync());
+
+        Assert.Equal(await File.ReadAllBytesAsync(source.ExtentFile(3)), await File.ReadAllBytesAsync(dest.ExtentFile(3)));
+        // The reopened extent serves the repaired data.
+        await up.SendAsync(up.Read(13, 3 * HostedRegion.ExtentSize + 1, 1, 12));
+        var read = await up.ExpectAsync<Message.ReadResponse>();
+        Assert.Equal((byte)0x3C, read.Data.Span[0]);
+    }
+
     private static ulong ReadFlushNumber(HostedRegion h, uint eid)
     {
         using Region r = Region.Open(h.Dir, readOnly: true);
@@ -316,5 +341,90 @@ public class ExtentRepairTests
     {
         Assert.Equal(repair, ExtentRepairClient.ValidateRepairFiles(1, files));
         Assert.Equal(clone, ExtentRepairClient.ValidateCloneFiles(1, files));
+    }
+}
+
+public class TestErrorOptionTests
+{
+    /// <summary>A Random whose every draw is the lowest value: every one-in-four chance comes up.</summary>
+    private sealed class AlwaysZero : Random
+    {
+        public override int Next(int maxValue) => 0;
+    }
+
+    private static async Task<(Upstairs Up, Func<ValueTask> Dispose)> StartAsync(DownstairsOptions options)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "errors-test-" + Guid.NewGuid().ToString("N"));
+        Region.Create(dir, RegionDefinition.ForNewRegion(512, 8, 2, Guid.NewGuid(), false)).Dispose();
+        Region region = Region.Open(dir, readOnly: false);
+        var ds = new Propolis.Crucible.Downstairs.Downstairs(region, options with { RepairAddress = SocketAddr.Parse("127.0.0.1:1") });
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        Task connect = client.ConnectAsync(listener.LocalEndPoint!);
+        Socket server = await listener.AcceptAsync();
+        await connect;
+        var stop = new CancellationTokenSource();
+        Task serving = ds.ServeAsync(new CrucibleFrameConnection(server), stop.Token);
+        var up = new Upstairs(new CrucibleFrameConnection(client), Guid.NewGuid(), Guid.NewGuid(), 1);
+        await up.NegotiateAsync();
+        return (up, async () =>
+        {
+            await up.DisposeAsync();
+            stop.Cancel();
+            await serving.WaitAsync(TimeSpan.FromSeconds(10));
+            region.Dispose();
+            Directory.Delete(dir, recursive: true);
+        });
+    }
+
+    [Fact]
+    public async Task ReadErrorsFailReadsWithTheRealTestError()
+    {
+        var (up, dispose) = await StartAsync(new DownstairsOptions { ReadErrors = true, Random = new AlwaysZero() });
+        try
+        {
+            await up.SendAsync(up.Read(1, 0, 1));
+            var report = await up.ExpectAsync<Message.ErrorReport>();
+            Assert.Equal(new JobId(1), report.JobId);
+            Assert.Equal(CrucibleError.GenericError("test error"), report.Error);
+        }
+        finally
+        {
+            await dispose();
+        }
+    }
+
+    [Fact]
+    public async Task WriteAndFlushErrorsFailWritesAndFlushesButNotReads()
+    {
+        var (up, dispose) = await StartAsync(new DownstairsOptions { WriteErrors = true, FlushErrors = true, Random = new AlwaysZero() });
+        try
+        {
+            await up.SendAsync(up.Write(1, 0, new byte[512]));
+            Assert.Equal(CrucibleError.GenericError("test error"), (await up.ExpectAsync<Message.ErrorReport>()).Error);
+            // Each new message retries the failed write first (it fails again), then runs the flush.
+            await up.SendAsync(up.Flush(2, 1, 1));
+            Message.ErrorReport flushReport;
+            while ((flushReport = await up.ExpectAsync<Message.ErrorReport>()).JobId == new JobId(1))
+            {
+            }
+            Assert.Equal(new JobId(2), flushReport.JobId);
+            Assert.Equal(CrucibleError.GenericError("test error"), flushReport.Error);
+            // The failed jobs stay queued and fail again when retried; the read itself succeeds.
+            await up.SendAsync(up.Read(3, 1, 1));
+            Message? m;
+            while ((m = await up.ReceiveAsync()) is Message.ErrorReport retried)
+            {
+                Assert.Contains(retried.JobId.Value, new ulong[] { 1, 2 });
+            }
+            var read = Assert.IsType<Message.ReadResponse>(m);
+            Assert.True(read.Header.Blocks.IsOk);
+        }
+        finally
+        {
+            await dispose();
+        }
     }
 }

@@ -124,6 +124,8 @@ public sealed class Extent : IDisposable
     public static Extent Open(string dir, RegionDefinition def, uint number, bool readOnly)
     {
         string path = RegionPaths.ExtentPath(dir, number);
+        // The real open removes stale repair directories even when read-only; we leave them to the
+        // writable open, so that a read-only dump never deletes anything.
         if (!readOnly)
         {
             RemoveCopyCleanupDirs(dir, number);
@@ -166,7 +168,7 @@ public sealed class Extent : IDisposable
         if (!ReadOnly)
         {
             // Be sure the file on disk is what we are about to read.
-            FileIo.FSync(_file, $"extent {Number}: initial sync");
+            Sync("initial sync");
         }
 
         OnDiskMeta meta = ReadMetadata();
@@ -186,7 +188,7 @@ public sealed class Extent : IDisposable
         {
             // Clean: the bitmap written by the last flush is valid.
             byte[] bitmap = new byte[_layout.ActiveContextSize];
-            FileIo.ReadExact(_file, bitmap, _layout.ActiveContextOffset, $"extent {Number}: reading active contexts");
+            PRead(bitmap, _layout.ActiveContextOffset, "reading active contexts");
             _activeContext.ReadBitmap(bitmap);
         }
         else
@@ -213,9 +215,9 @@ public sealed class Extent : IDisposable
                 Span<byte> a = slotsA.AsSpan(0, n * ContextSlotFormat.SlotSize);
                 Span<byte> b = slotsB.AsSpan(0, n * ContextSlotFormat.SlotSize);
                 Span<byte> d = data.AsSpan(0, n * (int)BlockSize);
-                FileIo.ReadExact(_file, a, _layout.ContextSlotOffset(start, ContextSlot.A), $"extent {Number}: reading context slots");
-                FileIo.ReadExact(_file, b, _layout.ContextSlotOffset(start, ContextSlot.B), $"extent {Number}: reading context slots");
-                FileIo.ReadExact(_file, d, start * BlockSize, $"extent {Number}: reading block data");
+                PRead(a, _layout.ContextSlotOffset(start, ContextSlot.A), "reading context slots");
+                PRead(b, _layout.ContextSlotOffset(start, ContextSlot.B), "reading context slots");
+                PRead(d, start * BlockSize, "reading block data");
                 for (int i = 0; i < n; i++)
                 {
                     OnDiskBlockContext? ctxA = ContextSlotFormat.Decode(a.Slice(i * ContextSlotFormat.SlotSize));
@@ -282,9 +284,9 @@ public sealed class Extent : IDisposable
             Span<byte> data = buf.AsSpan(0, (int)BlockSize);
             Span<byte> a = buf.AsSpan((int)BlockSize, ContextSlotFormat.SlotSize);
             Span<byte> b = buf.AsSpan((int)BlockSize + ContextSlotFormat.SlotSize, ContextSlotFormat.SlotSize);
-            FileIo.ReadExact(_file, data, block * BlockSize, $"extent {Number}: reading block {block} data");
-            FileIo.ReadExact(_file, a, _layout.ContextSlotOffset(block, ContextSlot.A), $"extent {Number}: reading context slots");
-            FileIo.ReadExact(_file, b, _layout.ContextSlotOffset(block, ContextSlot.B), $"extent {Number}: reading context slots");
+            PRead(data, block * BlockSize, "reading block data");
+            PRead(a, _layout.ContextSlotOffset(block, ContextSlot.A), "reading context slots");
+            PRead(b, _layout.ContextSlotOffset(block, ContextSlot.B), "reading context slots");
             ContextSlot slot = ChooseSlot(ContextSlotFormat.Decode(a), ContextSlotFormat.Decode(b),
                 IntegrityHash.Compute(data), block);
             _activeContext[block] = slot == ContextSlot.B;
@@ -340,7 +342,7 @@ public sealed class Extent : IDisposable
         {
             ArrayPool<OnDiskBlockContext?>.Shared.Return(slots);
         }
-        FileIo.ReadExact(_file, data, offset * BlockSize, $"extent {Number}: read failed");
+        PRead(data, offset * BlockSize, "read failed");
     }
 
     /// <summary>
@@ -378,8 +380,7 @@ public sealed class Extent : IDisposable
         byte[] buf = ArrayPool<byte>.Shared.Rent(bytes);
         try
         {
-            FileIo.ReadExact(_file, buf.AsSpan(0, bytes), _layout.ContextSlotOffset(block, slot),
-                $"extent {Number}: reading context slots");
+            PRead(buf.AsSpan(0, bytes), _layout.ContextSlotOffset(block, slot), "reading context slots");
             for (int j = 0; j < destination.Length; j++)
             {
                 destination[j] = ContextSlotFormat.Decode(buf.AsSpan(j * ContextSlotFormat.SlotSize));
@@ -489,8 +490,8 @@ public sealed class Extent : IDisposable
             return;
         }
         ReadOnlySpan<byte> one = [1];
-        FileIo.WriteAll(_file, one, _layout.MetadataOffset + OnDiskMeta.DirtyOffset, $"extent {Number}: writing dirty byte failed");
-        FileIo.FSync(_file, $"extent {Number}: sync in set_dirty");
+        PWrite(one, _layout.MetadataOffset + OnDiskMeta.DirtyOffset, "writing dirty byte failed");
+        Sync("sync in set_dirty");
         _dirty = true;
     }
 
@@ -508,7 +509,7 @@ public sealed class Extent : IDisposable
         }
         if (needsSync)
         {
-            FileIo.FSync(_file, $"extent {Number}: bonus sync");
+            Sync("bonus sync");
             _blockDirty.Reset();
             _bonusSyncCount++;
         }
@@ -555,8 +556,7 @@ public sealed class Extent : IDisposable
                         ContextSlotFormat.Encode(ctx, slots.Slice((j - i) * ContextSlotFormat.SlotSize));
                     }
                     ContextSlot target = activeB ? ContextSlot.A : ContextSlot.B;
-                    FileIo.WriteAll(_file, slots, _layout.ContextSlotOffset(offset + (ulong)i, target),
-                        $"extent {Number}: writing context slots failed");
+                    PWrite(slots, _layout.ContextSlotOffset(offset + (ulong)i, target), "writing context slots failed");
                     writes++;
                     i = groupEnd;
                 }
@@ -587,7 +587,7 @@ public sealed class Extent : IDisposable
                 end++;
             }
             FileIo.WriteAll(_file, data.Slice(i * (int)BlockSize, (end - i) * (int)BlockSize),
-                (offset + (ulong)i) * BlockSize, $"extent {Number}: write failed");
+                (offset + (ulong)i) * BlockSize, "write failed");
             i = end;
         }
     }
@@ -611,7 +611,7 @@ public sealed class Extent : IDisposable
         // pre_flush: one write, so the metadata update is atomic
         SetFlushNumber(newFlush, newGen);
         // flush_inner
-        FileIo.FSync(_file, $"extent {Number}: flush");
+        Sync("flush");
         _blockDirty.Reset();
         // post_flush
         ulong extraPerIo = _extraSyscallDenominator == 0 ? 0 : _extraSyscallCount / _extraSyscallDenominator;
@@ -636,7 +636,7 @@ public sealed class Extent : IDisposable
             Span<byte> span = buf.AsSpan(0, bitmapSize + OnDiskMeta.Size);
             _activeContext.WriteBitmap(span[..bitmapSize]);
             meta.Encode(span[bitmapSize..]);
-            FileIo.WriteAll(_file, span, _layout.ActiveContextOffset, $"extent {Number}: writing metadata failed");
+            PWrite(span, _layout.ActiveContextOffset, "writing metadata failed");
         }
         finally
         {
@@ -679,8 +679,8 @@ public sealed class Extent : IDisposable
         byte[] dest = ArrayPool<byte>.Shared.Rent(bytes);
         try
         {
-            FileIo.ReadExact(_file, source.AsSpan(0, bytes), _layout.ContextSlotOffset(min, copyFrom), $"extent {Number}: reading context slots");
-            FileIo.ReadExact(_file, dest.AsSpan(0, bytes), _layout.ContextSlotOffset(min, copyTo), $"extent {Number}: reading context slots");
+            PRead(source.AsSpan(0, bytes), _layout.ContextSlotOffset(min, copyFrom), "reading context slots");
+            PRead(dest.AsSpan(0, bytes), _layout.ContextSlotOffset(min, copyTo), "reading context slots");
             for (int i = 0; i < n; i++)
             {
                 // Every slot of the range is re-encoded, as the real code does: contexts come from the
@@ -695,7 +695,7 @@ public sealed class Extent : IDisposable
             }
             try
             {
-                FileIo.WriteAll(_file, dest.AsSpan(0, bytes), _layout.ContextSlotOffset(min, copyTo), $"extent {Number}: writing context slots failed");
+                PWrite(dest.AsSpan(0, bytes), _layout.ContextSlotOffset(min, copyTo), "writing context slots failed");
             }
             catch (RegionException)
             {
@@ -739,7 +739,7 @@ public sealed class Extent : IDisposable
                     ContextSlot slot = ActiveSlot(block);
                     ReadSlots(block, slot, ctx.AsSpan(i, 1));
                 }
-                FileIo.ReadExact(_file, data.AsSpan(0, n * (int)BlockSize), start * BlockSize, $"extent {Number}: reading block data");
+                PRead(data.AsSpan(0, n * (int)BlockSize), start * BlockSize, "reading block data");
                 for (int i = 0; i < n; i++)
                 {
                     ReadOnlySpan<byte> block = data.AsSpan(i * (int)BlockSize, (int)BlockSize);
@@ -768,7 +768,7 @@ public sealed class Extent : IDisposable
     private OnDiskMeta ReadMetadata()
     {
         Span<byte> buf = stackalloc byte[OnDiskMeta.Size];
-        FileIo.ReadExact(_file, buf, _layout.MetadataOffset, $"extent {Number}: reading metadata failed");
+        PRead(buf, _layout.MetadataOffset, "reading metadata failed");
         return OnDiskMeta.Decode(buf);
     }
 
@@ -791,6 +791,14 @@ public sealed class Extent : IDisposable
         Dispose();
         return result;
     }
+
+    private void PRead(Span<byte> buffer, ulong offset, string what) =>
+        FileIo.ReadExact(_file, buffer, offset, Number, what);
+
+    private void PWrite(ReadOnlySpan<byte> buffer, ulong offset, string what) =>
+        FileIo.WriteAll(_file, buffer, offset, Number, what);
+
+    private void Sync(string what) => FileIo.FSync(_file, Number, what);
 
     public void Dispose() => _file.Dispose();
 }

@@ -79,6 +79,41 @@ internal static class FileIo
         }
     }
 
+    // Overloads for the block path: the message is built only on failure, so success allocates nothing.
+
+    public static void ReadExact(SafeFileHandle file, Span<byte> buffer, ulong offset, uint extent, string what)
+    {
+        try
+        {
+            ReadExact(file, buffer, offset, what);
+        }
+        catch (RegionException e)
+        {
+            throw new RegionException(e.Error, $"extent {extent}: {e.Message}", e.InnerException);
+        }
+    }
+
+    public static void WriteAll(SafeFileHandle file, ReadOnlySpan<byte> buffer, ulong offset, uint extent, string what)
+    {
+        try
+        {
+            WriteAll(file, buffer, offset, what);
+        }
+        catch (RegionException e)
+        {
+            throw new RegionException(e.Error, $"extent {extent}: {e.Message}", e.InnerException);
+        }
+    }
+
+    public static void FSync(SafeFileHandle file, uint extent, string what)
+    {
+        if (Interop.Sys.FSync(file) != 0)
+        {
+            var errno = Interop.Errno.Last();
+            throw new RegionException(RegionError.IoError, $"extent {extent}: {what}: fsync failed: {errno}");
+        }
+    }
+
     /// <summary><c>sync_path</c>: fsyncs a directory so that entries created or renamed in it persist.</summary>
     public static void SyncDirectory(string dir)
     {

@@ -5,7 +5,7 @@ namespace Propolis.Crucible.Downstairs;
 
 /// <summary>
 /// <c>crucible-downstairs</c>: the disk side of Crucible (crucible downstairs/src/main.rs). This build
-/// has <c>create</c> and <c>dump</c>.
+/// has <c>create</c>, <c>dump</c> and <c>run</c>.
 ///
 /// Exit codes: 0 success; 1 the operation failed (the region could not be created, opened or read;
 /// or <c>dump</c> found regions that differ); 2 the command line is wrong.
@@ -22,6 +22,7 @@ public static class Program
         {
             CreateCommand.Build(),
             DumpCommand.Build(),
+            RunCommand.Build(),
         };
         ParseResult parse = root.Parse(args);
         if (parse.Errors.Count > 0)

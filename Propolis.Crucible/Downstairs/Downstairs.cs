@@ -17,6 +17,27 @@ public sealed record DownstairsOptions
 
     /// <summary>The address announced in YesItsMe for the repair service (real default: port + 4000).</summary>
     public SocketAddr RepairAddress { get; init; }
+
+    /// <summary>
+    /// Test option (<c>--lossy</c>): a quarter of the time a ready job is skipped for now (run
+    /// later in the same pass, exercising dependency tracking), and a quarter of jobs pause 100 ms first.
+    /// </summary>
+    public bool Lossy { get; init; }
+
+    /// <summary>Test option (<c>--read-errors</c>): a quarter of reads fail with GenericError("test error").</summary>
+    public bool ReadErrors { get; init; }
+
+    /// <summary>Test option (<c>--write-errors</c>): a quarter of writes fail with GenericError("test error").</summary>
+    public bool WriteErrors { get; init; }
+
+    /// <summary>Test option (<c>--flush-errors</c>): a quarter of flushes fail with GenericError("test error").</summary>
+    public bool FlushErrors { get; init; }
+
+    /// <summary>The source of the test options' randomness (a seeded one makes a test repeatable).</summary>
+    public Random? Random { get; init; }
+
+    /// <summary>How long one repair request to another downstairs may take.</summary>
+    public TimeSpan RepairTimeout { get; init; } = TimeSpan.FromMinutes(5);
 }
 
 /// <summary>
@@ -37,9 +58,11 @@ public sealed record DownstairsOptions
 /// completed since the last flush or barrier. A job that fails is answered with ErrorReport
 /// and stays queued: the upstairs waits for an Ok. The real downstairs retries such a job at
 /// once, in a loop; this one retries it when the next message arrives.</para>
-/// <para>Not provided: extent repair from another downstairs (ExtentRepair, ExtentLiveRepair
-/// are answered with an Unsupported error) and ZFS snapshots (a Flush's snapshot_details is
-/// ignored, as in a real build without the zfs_snapshot feature).</para>
+/// <para>ExtentRepair (reconciliation) and ExtentLiveRepair replace a closed extent with the
+/// copy another downstairs' <see cref="RepairServer"/> serves (<see cref="ExtentRepairClient"/>);
+/// like the real downstairs, nothing else is processed while the files are copied.</para>
+/// <para>Not provided: ZFS snapshots (a Flush's snapshot_details is ignored, as in a real
+/// build without the zfs_snapshot feature).</para>
 /// <para>All region work and session state changes happen under one gate; replies are
 /// queued to each connection's writer, so no lock is held while sending.</para>
 /// </remarks>
@@ -71,6 +94,52 @@ public sealed class Downstairs
 
     public bool Encrypted => _region.Encrypted;
 
+    /// <summary>The directory of the region served.</summary>
+    public string RegionDirectory => _region.Directory;
+
+    /// <summary>The definition of the region served.</summary>
+    public Regions.RegionDefinition RegionDefinition => _region.Definition;
+
+    private Random Rng => _options.Random ?? Random.Shared;
+
+    private bool OneInFour() => Rng.Next(4) == 0;
+
+    /// <summary>Whether extent <paramref name="eid"/> is closed (by ExtentClose or a live-repair close).</summary>
+    public bool IsExtentClosed(uint eid)
+    {
+        _gate.Wait();
+        try
+        {
+            return _closedExtents.Contains(eid);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The real <c>show_work</c>: logs every active upstairs' queued jobs.</summary>
+    public void ShowWork()
+    {
+        _gate.Wait();
+        try
+        {
+            foreach (UpstairsSession s in _active.Values)
+            {
+                PendingJob[] pending = s.Work?.Pending.ToArray() ?? [];
+                _log.LogInformation("upstairs {Upstairs}: {Count} jobs waiting: {Jobs}", s.Upstairs, pending.Length,
+                    string.Join(", ", pending.Select(j => $"{j.Id} {j.Request.Tag} deps [{string.Join(",", j.Dependencies.AsSpan().ToArray())}]")));
+            }
+            if (_active.Count == 0)
+            {
+                _log.LogInformation("no active upstairs, no work");
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
     /// <summary>The upstairs currently active (upstairs id, session id, generation).</summary>
     public UpstairsConnection[] ActiveUpstairs()
     {
@@ -559,6 +628,15 @@ public sealed class Downstairs
                 if (!job.FailedThisPass && work.IsReady(job))
                 {
                     work.Pending.Remove(node);
+                    if (_options.Lossy && OneInFour())
+                    {
+                        // [lossy] skip: to the back of the queue, tried again in this pass.
+                        _log.LogInformation("[lossy] skipping {JobId}", job.Id);
+                        work.Pending.AddLast(job);
+                        progress = true;
+                        node = next;
+                        continue;
+                    }
                     JobOutcome outcome = DoWork(session, job);
                     if (outcome == JobOutcome.Fatal)
                     {
@@ -626,15 +704,29 @@ public sealed class Downstairs
         Guid s = up.SessionId;
         JobId id = job.Id;
         pooled = null;
+        if (_options.Lossy && OneInFour())
+        {
+            _log.LogInformation("lossy pause {JobId}", id);
+            Thread.Sleep(100);
+        }
         switch (job.Request)
         {
             case Message.Write w:
-                return new Message.WriteAck(u, s, id, Try(() => WriteBlocks(w.Header, w.Data, onlyUnwritten: false)));
+                return new Message.WriteAck(u, s, id, Try(() =>
+                {
+                    InjectError(_options.WriteErrors, "write");
+                    WriteBlocks(w.Header, w.Data, onlyUnwritten: false);
+                }));
             case Message.WriteUnwritten w:
-                return new Message.WriteUnwrittenAck(u, s, id, Try(() => WriteBlocks(w.Header, w.Data, onlyUnwritten: true)));
+                return new Message.WriteUnwrittenAck(u, s, id, Try(() =>
+                {
+                    InjectError(_options.WriteErrors, "writeunwritten");
+                    WriteBlocks(w.Header, w.Data, onlyUnwritten: true);
+                }));
             case Message.ReadRequest r:
                 try
                 {
+                    InjectError(_options.ReadErrors, "read");
                     (ValueArray<ReadBlockContext> blocks, byte[] buffer, int length) = ReadBlocks(r.Start, r.Count);
                     pooled = buffer;
                     return new Message.ReadResponse(
@@ -650,6 +742,7 @@ public sealed class Downstairs
             case Message.Flush f:
                 return new Message.FlushAck(u, s, id, Try(() =>
                 {
+                    InjectError(_options.FlushErrors, "flush");
                     if (ReadOnly && f.SnapshotDetails is not null)
                     {
                         throw new Regions.RegionException(Regions.RegionError.ModifyingReadOnlyRegion, "snapshot of a read-only region");
@@ -667,8 +760,8 @@ public sealed class Downstairs
             case Message.ExtentLiveNoOp:
                 return new Message.ExtentLiveAckId(u, s, id, null);
             case Message.ExtentLiveRepair c:
-                return new Message.ExtentLiveRepairAckId(u, s, id, CrucibleError.WithDetail(CrucibleErrorKind.Unsupported,
-                    $"live repair of extent {c.ExtentId} from {c.SourceRepairAddress}: this downstairs has no repair client"));
+                _log.LogInformation("ExtentLiveRepair: extent {Eid} sra:{Source}", c.ExtentId, c.SourceRepairAddress);
+                return new Message.ExtentLiveRepairAckId(u, s, id, Try(() => RepairExtent(c.ExtentId.Value, c.SourceRepairAddress)));
             default:
                 throw new InvalidOperationException($"{job.Request.Tag} is not an IO job");
         }
@@ -700,9 +793,39 @@ public sealed class Downstairs
             default:
             {
                 var repair = (Message.ExtentRepair)m;
-                return new Message.ExtentError(repair.RepairId, repair.ExtentId, CrucibleError.WithDetail(CrucibleErrorKind.Unsupported,
-                    $"repair of extent {repair.ExtentId} from {repair.SourceRepairAddress}: this downstairs has no repair client"));
+                _log.LogInformation("{RepairId} Repair extent {Eid} source:[{Source}] {Address}",
+                    repair.RepairId, repair.ExtentId, repair.SourceClientId, repair.SourceRepairAddress);
+                CrucibleError? e = Try(() => RepairExtent(repair.ExtentId.Value, repair.SourceRepairAddress));
+                return e is null ? new Message.RepairAckId(repair.RepairId) : new Message.ExtentError(repair.RepairId, repair.ExtentId, e);
             }
+        }
+    }
+
+    /// <summary>The real <c>Region::repair_extent</c>: the extent must be closed; it stays closed until reopened.</summary>
+    private void RepairExtent(uint eid, SocketAddr source)
+    {
+        if (ReadOnly)
+        {
+            throw new Regions.RegionException(Regions.RegionError.ModifyingReadOnlyRegion, $"repair of extent {eid} in a read-only region");
+        }
+        if (eid >= _region.ExtentCount)
+        {
+            throw new Regions.RegionException(Regions.RegionError.InvalidExtent, $"extent {eid} is beyond the region's {_region.ExtentCount} extents");
+        }
+        if (!_closedExtents.Contains(eid))
+        {
+            throw new Regions.RegionException(Regions.RegionError.InvalidExtent, $"extent {eid} must be closed before it is repaired");
+        }
+        ExtentRepairClient.RepairExtent(_region.Directory, eid, source.ToEndPoint(), clone: false, _log, _options.RepairTimeout);
+    }
+
+    /// <summary>The test options' random failures (the real downstairs' <c>--*-errors</c>).</summary>
+    private void InjectError(bool enabled, string what)
+    {
+        if (enabled && OneInFour())
+        {
+            _log.LogWarning("returning error on {What}!", what);
+            throw new InjectedErrorException();
         }
     }
 
@@ -744,7 +867,7 @@ public sealed class Downstairs
     }
 
     private static bool IsIoFailure(Exception e) =>
-        e is Regions.RegionException or IOException or UnauthorizedAccessException;
+        e is Regions.RegionException or IOException or UnauthorizedAccessException or ExtentRepairException or InjectedErrorException;
 
     /// <summary>Splits an absolute block range into per-extent pieces (<c>RegionWrite::new</c> / <c>RegionReadRequest::new</c>).</summary>
     private List<(uint Extent, ulong Offset, int Blocks)> Split(ulong start, ulong count)

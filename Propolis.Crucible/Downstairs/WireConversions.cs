@@ -68,7 +68,13 @@ internal static class WireConversions
             // The region's MissingContextSlot carries no block/extent numbers to fill the variant with.
             _ => CrucibleError.GenericError(re.Message),
         },
+        ExtentRepairException r => r.Error,
+        InjectedErrorException => CrucibleError.GenericError("test error"),
         IOException or UnauthorizedAccessException => CrucibleError.IoError(e.Message),
         _ => CrucibleError.GenericError(e.Message),
     };
 }
+
+/// <summary>A failure made up by the test options (<c>--read-errors</c> and the like).</summary>
+internal sealed class InjectedErrorException() : Exception("test error");
+

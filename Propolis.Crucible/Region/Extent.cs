@@ -130,11 +130,11 @@ public sealed class Extent : IDisposable
         {
             RemoveCopyCleanupDirs(dir, number);
         }
-        if (Directory.Exists(RegionPaths.ReplaceDir(dir, number)))
+        if (!readOnly && Directory.Exists(RegionPaths.ReplaceDir(dir, number)))
         {
-            throw new RegionException(RegionError.IoError,
-                $"extent {number}: {RegionPaths.ReplaceDir(dir, number)} holds an interrupted repair;"
-                + " finishing repairs is not supported by this downstairs");
+            // An interrupted repair had downloaded all its files: finish moving them into
+            // place (a read-only open, like the real one, leaves that to a read-write open).
+            ExtentReplacement.MoveReplacementExtent(dir, number);
         }
         if (File.Exists(path + ".db"))
         {

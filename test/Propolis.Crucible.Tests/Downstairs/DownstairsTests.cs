@@ -421,7 +421,7 @@ public class DownstairsServiceTests
     }
 
     [Fact]
-    public async Task ReconciliationFlushesExtentsAndRefusesPeerRepair()
+    public async Task ReconciliationFlushesExtentsAndRefusesToRepairAnOpenExtent()
     {
         await using var h = new Harness();
         await using Upstairs up = await h.ConnectAsync();
@@ -440,7 +440,7 @@ public class DownstairsServiceTests
         await up.SendAsync(new Message.ExtentRepair(new ReconciliationId(8), new ExtentId(2), new ClientId(0),
             SocketAddr.Parse("127.0.0.1:9999"), new[] { new ClientId(1) }));
         var error = await up.ExpectAsync<Message.ExtentError>();
-        Assert.Equal(CrucibleErrorKind.Unsupported, error.Error.Kind);
+        Assert.Equal(CrucibleErrorKind.InvalidExtent, error.Error.Kind); // extent 2 was never closed
 
         // The flushed extent now reports generation 2, flush 9, clean.
         await using Upstairs again = await h.ConnectAsync(generation: 2);

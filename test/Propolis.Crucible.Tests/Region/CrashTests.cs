@@ -37,7 +37,7 @@ public class CrashTests
             string logPath = tmp.Sub($"log{iteration}");
             File.WriteAllText(logPath, "");
             ulong firstVersion = (ulong)(iteration + 1) * 1_000_000;
-            RunAndKill(dir, logPath, rng.Next(), firstVersion, killAfterMs: rng.Next(20, 400));
+            RunAndKill(dir, logPath, rng.Next(), firstVersion, Math.Max(lastFlush, highestExtentFlush), killAfterMs: rng.Next(20, 400));
 
             // Replay the log: the exact state at the last logged flush, and every version each block
             // may hold since (including the writes the kill may have cut short).
@@ -120,7 +120,7 @@ public class CrashTests
         Assert.True(totalFlushes > 5, $"only {totalFlushes} flushes logged");
     }
 
-    private static void RunAndKill(string dir, string logPath, int seed, ulong firstVersion, int killAfterMs)
+    private static void RunAndKill(string dir, string logPath, int seed, ulong firstVersion, ulong lastFlushUsed, int killAfterMs)
     {
         var psi = new ProcessStartInfo(DotnetHost())
         {
@@ -129,7 +129,8 @@ public class CrashTests
             UseShellExecute = false,
         };
         foreach (string a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "Propolis.Crucible.Tests.dll"), CrashWriter.Verb, dir, logPath,
-                     seed.ToString(CultureInfo.InvariantCulture), firstVersion.ToString(CultureInfo.InvariantCulture) })
+                     seed.ToString(CultureInfo.InvariantCulture), firstVersion.ToString(CultureInfo.InvariantCulture),
+                     lastFlushUsed.ToString(CultureInfo.InvariantCulture) })
         {
             psi.ArgumentList.Add(a);
         }

@@ -73,9 +73,12 @@ public static class CrashWriter
         string logPath = args[1];
         var rng = new Random(int.Parse(args[2], CultureInfo.InvariantCulture));
         ulong version = ulong.Parse(args[3], CultureInfo.InvariantCulture);
+        // The last flush number used, as an upstairs would remember it: a flush that found every
+        // extent clean persists nothing, so the extents alone can lag behind it.
+        ulong lastFlushUsed = ulong.Parse(args[4], CultureInfo.InvariantCulture);
 
         using var region = Region.Open(dir, readOnly: false);
-        ulong flush = region.MetaInfo().Max(m => m.FlushNumber);
+        ulong flush = Math.Max(lastFlushUsed, region.MetaInfo().Max(m => m.FlushNumber));
         uint blockSize = (uint)region.Definition.BlockSize;
         ulong extentSize = region.Definition.ExtentSize.Value;
         ulong totalBlocks = extentSize * region.ExtentCount;

@@ -23,6 +23,9 @@ internal sealed class FakeBackend : INvmeBlockBackend
     public int BlockSize { get; }
     public bool IsReadOnly { get; }
     public bool Hold { get; set; }
+
+    /// <summary>When set, every segment must lie inside this host range (the guest RAM mapping).</summary>
+    public (nint Base, ulong Size)? GuestRange { get; set; }
     public bool Fail { get; set; }
     public int Flushes;
     public readonly List<(NvmeIoOperation Op, ulong Offset, ulong Length)> Log = [];
@@ -43,6 +46,18 @@ internal sealed class FakeBackend : INvmeBlockBackend
 
     private unsafe void Run(NvmeIoRequest r)
     {
+        if (GuestRange is { } g)
+        {
+            foreach (var s in r.Segments)
+            {
+                Assert.True(s.Address >= g.Base && (ulong)(s.Address - g.Base) + (ulong)s.Length <= g.Size, "segment outside guest RAM");
+            }
+        }
+        Assert.True(r.Offset <= Capacity && r.Length <= Capacity - r.Offset, "request beyond the namespace");
+        foreach (var d in r.Ranges)
+        {
+            Assert.True(d.Offset <= Capacity && d.Length <= Capacity - d.Offset, "discard beyond the namespace");
+        }
         if (Fail) { r.Complete(NvmeIoResult.Failure); return; }
         switch (r.Operation)
         {

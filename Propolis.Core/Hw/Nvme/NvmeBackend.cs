@@ -1,3 +1,5 @@
+using Propolis.Core.Block;
+
 namespace Propolis.Core.Hw.Nvme;
 
 /// <summary>How the controller signals a completion queue's interrupt vector (the IV of
@@ -10,16 +12,14 @@ public interface INvmeInterrupts
     void Raise(ushort vector);
 }
 
-/// <summary>A run of guest RAM a transfer reads or writes, already translated to a host
-/// address (it lies inside the guest memory mapping).</summary>
-public readonly record struct IoSegment(nint Address, int Length);
 
 /// <summary>A byte range of the namespace (Dataset Management deallocation).</summary>
 public readonly record struct ByteRange(ulong Offset, ulong Length);
 
 public enum NvmeIoOperation : byte
 {
-    /// <summary>Read [Offset, Offset+Length) into <see cref="NvmeIoRequest.Segments"/>.</summary>
+    /// <summary>Read [Offset, Offset+Length) into <see cref="NvmeIoRequest.Segments"/> (guest RAM,
+    /// already checked by the controller: each segment lies in one RAM region).</summary>
     Read,
     /// <summary>Write <see cref="NvmeIoRequest.Segments"/> to [Offset, Offset+Length).</summary>
     Write,
@@ -59,7 +59,7 @@ public interface INvmeBlockBackend
 /// controller and reused: nothing is allocated per command.</summary>
 public sealed class NvmeIoRequest
 {
-    private readonly IoSegment[] _segments;
+    private readonly GuestSegment[] _segments;
     private readonly ByteRange[] _ranges;
     private int _segmentCount;
     private int _rangeCount;
@@ -67,7 +67,7 @@ public sealed class NvmeIoRequest
 
     internal NvmeIoRequest(int maxSegments, int maxRanges)
     {
-        _segments = new IoSegment[maxSegments];
+        _segments = new GuestSegment[maxSegments];
         _ranges = new ByteRange[maxRanges];
     }
 
@@ -82,11 +82,11 @@ public sealed class NvmeIoRequest
     /// <summary>Force Unit Access (NVMe 1.4 §6.9, §6.15): the write must be durable before completion.</summary>
     public bool ForceUnitAccess { get; internal set; }
 
-    public ReadOnlySpan<IoSegment> Segments => _segments.AsSpan(0, _segmentCount);
+    public ReadOnlySpan<GuestSegment> Segments => _segments.AsSpan(0, _segmentCount);
 
     public ReadOnlySpan<ByteRange> Ranges => _ranges.AsSpan(0, _rangeCount);
 
-    internal Span<IoSegment> SegmentBuffer => _segments;
+    internal Span<GuestSegment> SegmentBuffer => _segments;
     internal Span<ByteRange> RangeBuffer => _ranges;
 
     internal const int StateFree = 0;

@@ -1,3 +1,4 @@
+using Propolis.Core.Block;
 using System.Buffers.Binary;
 
 namespace Propolis.Core.Hw.Nvme;
@@ -59,7 +60,7 @@ internal static class LogPageId
 
 public sealed partial class NvmeController
 {
-    private readonly IoSegment[] _adminSegments;
+    private readonly GuestSegment[] _adminSegments;
     private readonly byte[] _adminScratch = new byte[IdentifyData.Size];
 
     // Features (§5.21.1), current values.
@@ -171,7 +172,7 @@ public sealed partial class NvmeController
     }
 
     /// <summary>Resolves the PRPs of an admin command's data buffer of <paramref name="length"/> bytes.</summary>
-    private NvmeStatus AdminBuffer(in SubmissionEntry e, int length, out ReadOnlySpan<IoSegment> segments)
+    private NvmeStatus AdminBuffer(in SubmissionEntry e, int length, out ReadOnlySpan<GuestSegment> segments)
     {
         var status = Prp.Resolve(_memory, e.Prp1, e.Prp2, (ulong)length, _adminSegments, out var count);
         segments = status.IsSuccess ? _adminSegments.AsSpan(0, count) : default;
@@ -329,7 +330,7 @@ public sealed partial class NvmeController
         var status = AdminBuffer(e, IdentifyData.Size, out var segments);
         if (status.IsSuccess)
         {
-            Prp.CopyTo(data, segments);
+            Prp.CopyTo(_memory, data, segments);
         }
         return status;
     }
@@ -376,7 +377,7 @@ public sealed partial class NvmeController
         var status = AdminBuffer(e, (int)(dwords * 4), out var segments);
         if (status.IsSuccess)
         {
-            Prp.CopyTo(log[(int)offset..size], segments);
+            Prp.CopyTo(_memory, log[(int)offset..size], segments);
         }
         return status;
     }

@@ -143,7 +143,7 @@ public sealed partial class NvmeController
         {
             return status;
         }
-        Prp.CopyFrom(r.SegmentBuffer[..count], raw);
+        Prp.CopyFrom(_memory, r.SegmentBuffer[..count], raw);
         var ranges = r.RangeBuffer;
         var kept = 0;
         for (var i = 0; i < rangeCount; i++)

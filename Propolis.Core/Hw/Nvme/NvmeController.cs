@@ -1,3 +1,4 @@
+using Propolis.Core.Block;
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -125,7 +126,7 @@ public sealed partial class NvmeController : IMmioHandler, INvmeIoCompletion
         }
         _freeCount = MaxInflight;
         _shutdownFlush = new NvmeIoRequest(0, 0) { PoolIndex = -1 };
-        _adminSegments = new IoSegment[maxSegments];
+        _adminSegments = new GuestSegment[maxSegments];
         ResetFeatures();
     }
 

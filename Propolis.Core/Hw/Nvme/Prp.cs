@@ -1,3 +1,4 @@
+using Propolis.Core.Block;
 using Propolis.Core.Memory;
 
 namespace Propolis.Core.Hw.Nvme;
@@ -14,14 +15,15 @@ internal static class Prp
     /// plus one for an unaligned first page.</summary>
     public static int MaxSegments(int maxTransfer) => maxTransfer / PageSize + 1;
 
-    /// <summary>Resolves the data buffer of a command. <paramref name="length"/> is non-zero and at
-    /// most what <paramref name="segments"/> can describe (the caller has applied MDTS).</summary>
+    /// <summary>Resolves the data buffer of a command into guest-physical segments, each checked
+    /// to be RAM within one region (adjacent pages merge). <paramref name="length"/> is non-zero
+    /// and at most what <paramref name="segments"/> can describe (the caller has applied MDTS).</summary>
     /// <returns>Success; PRP Offset Invalid for a misaligned entry (§4.3: only the first entry may
     /// carry an offset, dword aligned, and a list pointer must be qword aligned); Data Transfer
     /// Error for an entry or list outside guest RAM; Invalid Field for a list that links to itself
     /// without describing data.</returns>
     public static NvmeStatus Resolve(GuestMemory memory, ulong prp1, ulong prp2, ulong length,
-        Span<IoSegment> segments, out int count)
+        Span<GuestSegment> segments, out int count)
     {
         count = 0;
         if ((prp1 & 0x3) != 0)
@@ -95,18 +97,18 @@ internal static class Prp
         }
     }
 
-    private static bool Add(GuestMemory memory, ulong gpa, ulong length, Span<IoSegment> segments, ref int count)
+    private static bool Add(GuestMemory memory, ulong gpa, ulong length, Span<GuestSegment> segments, ref int count)
     {
-        if (!memory.TryTranslate(gpa, length, out var host))
+        if (!memory.TryTranslate(gpa, length, out _))
         {
             return false;
         }
         if (count > 0)
         {
             ref var last = ref segments[count - 1];
-            if (last.Address + last.Length == host)
+            if (last.Address + last.Length == gpa && memory.TryTranslate(last.Address, last.Length + length, out _))
             {
-                last = new IoSegment(last.Address, last.Length + (int)length);
+                last = new GuestSegment(last.Address, last.Length + (uint)length);
                 return true;
             }
         }
@@ -114,16 +116,19 @@ internal static class Prp
         {
             return false;
         }
-        segments[count++] = new IoSegment(host, (int)length);
+        segments[count++] = new GuestSegment(gpa, (uint)length);
         return true;
     }
 
     /// <summary>Copies <paramref name="source"/> into the segments and zero-fills what remains of them.</summary>
-    public static unsafe void CopyTo(ReadOnlySpan<byte> source, ReadOnlySpan<IoSegment> segments)
+    public static void CopyTo(GuestMemory memory, ReadOnlySpan<byte> source, ReadOnlySpan<GuestSegment> segments)
     {
         foreach (var s in segments)
         {
-            var dst = new Span<byte>((void*)s.Address, s.Length);
+            if (!memory.TryGetSpan(s.Address, (int)s.Length, out var dst))
+            {
+                return;
+            }
             var n = Math.Min(source.Length, dst.Length);
             source[..n].CopyTo(dst);
             dst[n..].Clear();
@@ -132,13 +137,17 @@ internal static class Prp
     }
 
     /// <summary>Gathers the segments into <paramref name="destination"/> (up to its length).</summary>
-    public static unsafe int CopyFrom(ReadOnlySpan<IoSegment> segments, Span<byte> destination)
+    public static int CopyFrom(GuestMemory memory, ReadOnlySpan<GuestSegment> segments, Span<byte> destination)
     {
         var total = 0;
         foreach (var s in segments)
         {
-            var n = Math.Min(s.Length, destination.Length - total);
-            new ReadOnlySpan<byte>((void*)s.Address, n).CopyTo(destination[total..]);
+            var n = Math.Min((int)s.Length, destination.Length - total);
+            if (!memory.TryGetSpan(s.Address, n, out var src))
+            {
+                break;
+            }
+            src.CopyTo(destination[total..]);
             total += n;
         }
         return total;

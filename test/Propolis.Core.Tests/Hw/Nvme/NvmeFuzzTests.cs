@@ -33,7 +33,7 @@ public sealed class NvmeFuzzTests
         // A namespace size that is not a multiple of a page, so no Identify field names a RAM page.
         using var h = new NvmeHarness(new FakeBackend((4 << 20) + 1536));
         new Random(seed).NextBytes(h.Backend.Data);
-        h.Backend.GuestRange = (h.Memory.HostBase, NvmeHarness.RamSize);
+        h.Backend.GuestLimit = NvmeHarness.RamSize;
         var canary = new byte[NvmeHarness.RamSize];
         new Random(~seed).NextBytes(canary);
         FillOutsideWritable(h, canary);

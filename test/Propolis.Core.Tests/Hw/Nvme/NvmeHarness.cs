@@ -12,6 +12,9 @@ internal sealed class FakeBackend : INvmeBlockBackend
     public readonly byte[] Data;
     private readonly ConcurrentQueue<NvmeIoRequest> _held = new();
 
+    /// <summary>Guest memory the segments address (set by the harness).</summary>
+    public GuestMemory? Memory { get; set; }
+
     public FakeBackend(ulong capacity, int blockSize = 512, bool readOnly = false)
     {
         Data = new byte[capacity];
@@ -24,8 +27,8 @@ internal sealed class FakeBackend : INvmeBlockBackend
     public bool IsReadOnly { get; }
     public bool Hold { get; set; }
 
-    /// <summary>When set, every segment must lie inside this host range (the guest RAM mapping).</summary>
-    public (nint Base, ulong Size)? GuestRange { get; set; }
+    /// <summary>When set, every segment must lie below this guest-physical address.</summary>
+    public ulong? GuestLimit { get; set; }
     public bool Fail { get; set; }
     public int Flushes;
     public readonly List<(NvmeIoOperation Op, ulong Offset, ulong Length)> Log = [];
@@ -44,13 +47,13 @@ internal sealed class FakeBackend : INvmeBlockBackend
         while (_held.TryDequeue(out var r)) { Run(r); }
     }
 
-    private unsafe void Run(NvmeIoRequest r)
+    private void Run(NvmeIoRequest r)
     {
-        if (GuestRange is { } g)
+        if (GuestLimit is { } limit)
         {
             foreach (var s in r.Segments)
             {
-                Assert.True(s.Address >= g.Base && (ulong)(s.Address - g.Base) + (ulong)s.Length <= g.Size, "segment outside guest RAM");
+                Assert.True(s.Address < limit && s.Length <= limit - s.Address, "segment outside guest RAM");
             }
         }
         Assert.True(r.Offset <= Capacity && r.Length <= Capacity - r.Offset, "request beyond the namespace");
@@ -66,8 +69,8 @@ internal sealed class FakeBackend : INvmeBlockBackend
                 var pos = (int)r.Offset;
                 foreach (var s in r.Segments)
                 {
-                    Data.AsSpan(pos, s.Length).CopyTo(new Span<byte>((void*)s.Address, s.Length));
-                    pos += s.Length;
+                    Assert.True(Memory!.TryWrite(s.Address, Data.AsSpan(pos, (int)s.Length)));
+                    pos += (int)s.Length;
                 }
                 Assert.Equal(r.Offset + r.Length, (ulong)pos);
                 break;
@@ -77,8 +80,8 @@ internal sealed class FakeBackend : INvmeBlockBackend
                 var pos = (int)r.Offset;
                 foreach (var s in r.Segments)
                 {
-                    new ReadOnlySpan<byte>((void*)s.Address, s.Length).CopyTo(Data.AsSpan(pos));
-                    pos += s.Length;
+                    Assert.True(Memory!.TryRead(s.Address, Data.AsSpan(pos, (int)s.Length)));
+                    pos += (int)s.Length;
                 }
                 Assert.Equal(r.Offset + r.Length, (ulong)pos);
                 break;
@@ -165,7 +168,36 @@ internal sealed class NvmeHarness : IDisposable
     public NvmeHarness(FakeBackend? backend = null, string serial = "disk0")
     {
         Backend = backend ?? new FakeBackend(4 << 20);
+        Backend.Memory = Memory;
         Controller = new NvmeController(Memory, Backend, Interrupts, new NvmeControllerOptions { SerialNumber = serial });
+    }
+
+    /// <summary>A controller over another backend (<see cref="Backend"/> is then unused).</summary>
+    public NvmeHarness(Func<GuestMemory, INvmeBlockBackend> backend)
+    {
+        Backend = new FakeBackend(512);
+        Controller = new NvmeController(Memory, backend(Memory), Interrupts, new NvmeControllerOptions { SerialNumber = "disk0" });
+    }
+
+    /// <summary>Waits for the next completion (backends with worker threads).</summary>
+    public Cqe PollWait(HostQueue q)
+    {
+        var deadline = Environment.TickCount64 + 10_000;
+        while (Environment.TickCount64 < deadline)
+        {
+            if (TryPoll(q, out var cqe)) { return cqe; }
+            Thread.Sleep(1);
+        }
+        throw new TimeoutException($"no completion on queue {q.Id} within 10 s");
+    }
+
+    public Cqe RunWait(HostQueue q, Command c)
+    {
+        c.CommandId = NextCid();
+        Submit(q, c);
+        var cqe = PollWait(q);
+        Assert.Equal(c.CommandId, cqe.CommandId);
+        return cqe;
     }
 
     public void Dispose() => Memory.Dispose();

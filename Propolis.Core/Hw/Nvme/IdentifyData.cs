@@ -10,7 +10,7 @@ internal static class IdentifyData
 {
     public const int Size = 4096;
 
-    /// <summary>Identify Controller Data Structure (NVMe 1.4 §5.15.2.2, Figure 247).</summary>
+    /// <summary>Identify Controller Data Structure (NVMe 1.4 §5.15.2.2).</summary>
     internal static class Controller
     {
         public const int Vid = 0;          // u16 PCI Vendor ID
@@ -40,7 +40,7 @@ internal static class IdentifyData
         public const int Vwc = 524;        // Volatile Write Cache
         public const int Sgls = 536;       // u32 SGL Support: 0 = none
         public const int Subnqn = 768;     // 256 bytes NVM Subsystem NVMe Qualified Name
-        public const int Psd0 = 2048;      // 32 bytes Power State 0 Descriptor (Figure 248)
+        public const int Psd0 = 2048;      // 32 bytes Power State 0 Descriptor
 
         public const ushort OncsDatasetManagement = 1 << 2;
         public const ushort OncsWriteZeroes = 1 << 3;
@@ -51,7 +51,7 @@ internal static class IdentifyData
         public const byte LpaExtendedData = 1 << 2;
     }
 
-    /// <summary>Identify Namespace Data Structure (NVMe 1.4 §5.15.2.1, Figure 245).</summary>
+    /// <summary>Identify Namespace Data Structure (NVMe 1.4 §5.15.2.1).</summary>
     internal static class Namespace
     {
         public const int Nsze = 0;         // u64 Namespace Size, logical blocks
@@ -96,7 +96,7 @@ internal static class IdentifyData
         BinaryPrimitives.WriteUInt16LittleEndian(s[Controller.Oncs..], Controller.OncsDatasetManagement | Controller.OncsWriteZeroes);
         s[Controller.Vwc] = Controller.VwcPresentBroadcastFlush;
         Encoding.ASCII.GetBytes($"nqn.2019-05.com.oxide:propolis:{o.SerialNumber.Trim()}", s.Slice(Controller.Subnqn, 223));
-        // Power state 0: MP = 25.00 W in centiwatts (Figure 248, bytes 1:0).
+        // Power state 0: MP = 25.00 W in centiwatts (bytes 1:0).
         BinaryPrimitives.WriteUInt16LittleEndian(s[Controller.Psd0..], 2500);
         return d;
     }

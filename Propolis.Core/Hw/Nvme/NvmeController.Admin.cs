@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 
 namespace Propolis.Core.Hw.Nvme;
 
-/// <summary>Admin command opcodes (NVMe 1.4 §5, Figure 139).</summary>
+/// <summary>Admin command opcodes (NVMe 1.4 §5).</summary>
 internal static class AdminOpcode
 {
     public const byte DeleteIoSubmissionQueue = 0x00;
@@ -19,7 +19,7 @@ internal static class AdminOpcode
     public const byte DoorbellBufferConfig = 0x7C;
 }
 
-/// <summary>Completion DW0 of an Asynchronous Event Request (NVMe 1.4 §5.2.1, Figures 144–146):
+/// <summary>Completion DW0 of an Asynchronous Event Request (NVMe 1.4 §5.2.1):
 /// event type 2:0, event information 15:8, log page 23:16.</summary>
 internal static class AsyncEvent
 {
@@ -32,7 +32,7 @@ internal static class AsyncEvent
     public const uint InvalidDoorbellWriteValue = TypeError | (0x01 << 8) | (LogErrorInformation << 16);
 }
 
-/// <summary>Feature Identifiers (NVMe 1.4 §5.21.1, Figure 271).</summary>
+/// <summary>Feature Identifiers (NVMe 1.4 §5.21.1).</summary>
 internal static class FeatureId
 {
     public const byte Arbitration = 0x01;
@@ -46,7 +46,7 @@ internal static class FeatureId
     public const byte AsyncEventConfiguration = 0x0B;
 }
 
-/// <summary>Log Page Identifiers (NVMe 1.4 §5.14.1, Figure 191).</summary>
+/// <summary>Log Page Identifiers (NVMe 1.4 §5.14.1).</summary>
 internal static class LogPageId
 {
     public const byte ErrorInformation = 0x01;
@@ -307,7 +307,7 @@ public sealed partial class NvmeController
                 _identifyController.CopyTo(data);
                 break;
             case CnsActiveNamespaceList:
-                // Active NSIDs greater than CDW1.NSID, ascending (Figure 244); FFFFFFFEh and up are invalid.
+                // Active NSIDs greater than CDW1.NSID, ascending; FFFFFFFEh and up are invalid.
                 if (e.Nsid >= 0xFFFF_FFFE)
                 {
                     return NvmeStatus.InvalidNamespace;
@@ -382,7 +382,7 @@ public sealed partial class NvmeController
         return status;
     }
 
-    /// <summary>SMART / Health Information (§5.14.1.2, Figure 194).</summary>
+    /// <summary>SMART / Health Information (§5.14.1.2).</summary>
     private void BuildSmartLog(Span<byte> log)
     {
         // Composite temperature 1:2 in kelvins, Available Spare 3, threshold 4, Percentage Used 5.
@@ -531,7 +531,7 @@ public sealed partial class NvmeController
         }
         if (select == 3)
         {
-            // Figure 273: bit 2 changeable, bit 1 namespace specific, bit 0 saveable.
+            // bit 2 changeable, bit 1 namespace specific, bit 0 saveable.
             dw0 = FeatureChangeable;
         }
         return NvmeStatus.Success;

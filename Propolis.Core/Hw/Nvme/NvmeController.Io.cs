@@ -1,6 +1,6 @@
 namespace Propolis.Core.Hw.Nvme;
 
-/// <summary>NVM command set opcodes (NVMe 1.4 §6, Figure 346).</summary>
+/// <summary>NVM command set opcodes (NVMe 1.4 §6).</summary>
 internal static class IoOpcode
 {
     public const byte Flush = 0x00;
@@ -117,7 +117,7 @@ public sealed partial class NvmeController
     }
 
     /// <summary>Dataset Management (§6.7): CDW10 NR 7:0 (ranges, 0's based), CDW11 AD bit 2
-    /// (deallocate). Each 16-byte range (Figure 364) is context attributes 3:0, length in
+    /// (deallocate). Each 16-byte range is context attributes 3:0, length in
     /// logical blocks 7:4, starting LBA 15:8. Without AD the ranges are hints and the command
     /// completes with nothing done.</summary>
     private NvmeStatus PrepareDatasetManagement(in SubmissionEntry e, NvmeIoRequest r)
@@ -170,7 +170,7 @@ public sealed partial class NvmeController
         return NvmeStatus.Success;
     }
 
-    // ---- Shadow doorbells (§5.10, §7.13) ------------------------------------------------
+    // ---- Shadow doorbells (§5.10) ------------------------------------------------
 
     private ulong _shadowDoorbells;
     private ulong _eventIndexes;

@@ -1,6 +1,6 @@
 namespace Propolis.Core.Hw.Nvme;
 
-// Controller registers in BAR0 (NVMe 1.4 §3.1, Figure 78), the bits of each that this
+// Controller registers in BAR0 (NVMe 1.4 §3.1), the bits of each that this
 // controller uses, and the doorbell layout (§3.1.24, §3.1.25). Every offset and field is
 // named here, once; NvmeController reads and writes through this table.
 
@@ -37,7 +37,7 @@ internal enum NvmeRegister : byte
 /// [<paramref name="Offset"/>, <paramref name="Offset"/> + <paramref name="Size"/>).</summary>
 internal readonly record struct NvmeRegisterDecode(ushort Offset, byte Size, NvmeRegister Register);
 
-/// <summary>BAR0 layout (NVMe 1.4 §3.1, Figure 78) and its decoder.</summary>
+/// <summary>BAR0 layout (NVMe 1.4 §3.1) and its decoder.</summary>
 internal static class NvmeRegisterMap
 {
     /// <summary>First doorbell register (§3.1.24).</summary>
@@ -83,7 +83,7 @@ internal static class NvmeRegisterMap
     }
 }
 
-/// <summary>CAP fields (NVMe 1.4 §3.1.1, Figure 79).</summary>
+/// <summary>CAP fields (NVMe 1.4 §3.1.1).</summary>
 internal static class Cap
 {
     public const int MqesShift = 0;      // 15:0 Maximum Queue Entries Supported, 0's based
@@ -99,7 +99,7 @@ internal static class Cap
     public const ulong CssNvm = 1;
 }
 
-/// <summary>CC fields (NVMe 1.4 §3.1.5, Figure 82).</summary>
+/// <summary>CC fields (NVMe 1.4 §3.1.5).</summary>
 internal static class Cc
 {
     public const uint En = 1u << 0;
@@ -118,7 +118,7 @@ internal static class Cc
     public static uint Iocqes(uint cc) => (cc >> IocqesShift) & 0xF;
 }
 
-/// <summary>CSTS fields (NVMe 1.4 §3.1.6, Figure 83).</summary>
+/// <summary>CSTS fields (NVMe 1.4 §3.1.6).</summary>
 internal static class Csts
 {
     public const uint Rdy = 1u << 0;
@@ -131,7 +131,7 @@ internal static class Csts
     public const uint ShstComplete = 2u << ShstShift;
 }
 
-/// <summary>AQA fields (NVMe 1.4 §3.1.8, Figure 85): both sizes 0's based, 12 bits.</summary>
+/// <summary>AQA fields (NVMe 1.4 §3.1.8): both sizes 0's based, 12 bits.</summary>
 internal static class Aqa
 {
     public static uint Asqs(uint aqa) => aqa & 0xFFF;

@@ -1,6 +1,6 @@
 namespace Propolis.Core.Hw.Nvme;
 
-/// <summary>Status Code Type of a completion (NVMe 1.4 §4.6.1.2, Figure 125).</summary>
+/// <summary>Status Code Type of a completion (NVMe 1.4 §4.6.1.2).</summary>
 public enum StatusCodeType : byte
 {
     Generic = 0,
@@ -8,7 +8,7 @@ public enum StatusCodeType : byte
     MediaAndDataIntegrity = 2,
 }
 
-/// <summary>The status field of a completion queue entry (NVMe 1.4 §4.6.1, Figure 124):
+/// <summary>The status field of a completion queue entry (NVMe 1.4 §4.6.1):
 /// Status Code in bits 7:0 and Status Code Type in bits 10:8 of the 15-bit field that sits
 /// above the phase tag.</summary>
 public readonly record struct NvmeStatus(StatusCodeType Type, byte Code)
@@ -20,7 +20,7 @@ public readonly record struct NvmeStatus(StatusCodeType Type, byte Code)
 
     public override string ToString() => $"SCT {(int)Type:X} SC {Code:X2}";
 
-    // NVMe 1.4 §4.6.1.2.1, Figure 126: Generic Command Status Values.
+    // NVMe 1.4 §4.6.1.2.1: Generic Command Status Values.
     public static readonly NvmeStatus Success = new(StatusCodeType.Generic, 0x00);
     public static readonly NvmeStatus InvalidOpcode = new(StatusCodeType.Generic, 0x01);
     public static readonly NvmeStatus InvalidField = new(StatusCodeType.Generic, 0x02);
@@ -32,10 +32,10 @@ public readonly record struct NvmeStatus(StatusCodeType Type, byte Code)
     public static readonly NvmeStatus PrpOffsetInvalid = new(StatusCodeType.Generic, 0x13);
     public static readonly NvmeStatus NamespaceWriteProtected = new(StatusCodeType.Generic, 0x20);
 
-    // NVMe 1.4 §4.6.1.2.1, Figure 127: Generic Command Status Values, NVM Command Set.
+    // NVMe 1.4 §4.6.1.2.1: Generic Command Status Values, NVM Command Set.
     public static readonly NvmeStatus LbaOutOfRange = new(StatusCodeType.Generic, 0x80);
 
-    // NVMe 1.4 §4.6.1.2.2, Figure 128: Command Specific Status Values.
+    // NVMe 1.4 §4.6.1.2.2: Command Specific Status Values.
     public static readonly NvmeStatus CompletionQueueInvalid = new(StatusCodeType.CommandSpecific, 0x00);
     public static readonly NvmeStatus InvalidQueueIdentifier = new(StatusCodeType.CommandSpecific, 0x01);
     public static readonly NvmeStatus InvalidQueueSize = new(StatusCodeType.CommandSpecific, 0x02);
@@ -45,7 +45,7 @@ public readonly record struct NvmeStatus(StatusCodeType Type, byte Code)
     public static readonly NvmeStatus InvalidQueueDeletion = new(StatusCodeType.CommandSpecific, 0x0C);
     public static readonly NvmeStatus FeatureNotSaveable = new(StatusCodeType.CommandSpecific, 0x0D);
 
-    // NVMe 1.4 §4.6.1.2.3, Figure 130: Media and Data Integrity Errors.
+    // NVMe 1.4 §4.6.1.2.3: Media and Data Integrity Errors.
     public static readonly NvmeStatus WriteFault = new(StatusCodeType.MediaAndDataIntegrity, 0x80);
     public static readonly NvmeStatus UnrecoveredReadError = new(StatusCodeType.MediaAndDataIntegrity, 0x81);
 }

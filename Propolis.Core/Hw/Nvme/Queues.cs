@@ -3,7 +3,7 @@ using Propolis.Core.Memory;
 
 namespace Propolis.Core.Hw.Nvme;
 
-/// <summary>A submission queue entry (NVMe 1.4 §4.2, Figure 104), read once from guest memory.</summary>
+/// <summary>A submission queue entry (NVMe 1.4 §4.2), read once from guest memory.</summary>
 internal readonly struct SubmissionEntry
 {
     public const int Size = 64;
@@ -145,7 +145,7 @@ internal sealed class CompletionQueue
         }
     }
 
-    /// <summary>Writes a completion entry into a reserved slot (§4.6, Figure 123): DW0 the command
+    /// <summary>Writes a completion entry into a reserved slot (§4.6): DW0 the command
     /// specific result, DW2 SQ head and SQ id, DW3 command id, phase tag and status. Returns
     /// whether the host should be interrupted.</summary>
     public bool Post(uint dw0, ushort sqHead, ushort sqId, ushort commandId, NvmeStatus status, SubmissionQueue? source)

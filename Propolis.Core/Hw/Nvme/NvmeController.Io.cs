@@ -202,7 +202,7 @@ public sealed partial class NvmeController
         if (_shadowDoorbells != 0 && sq.Id != 0)
         {
             var offset = (ulong)(2 * sq.Id) * 4;
-            sq.SetShadow(_shadowDoorbells + offset, _eventIndexes + offset);
+            sq.SetShadow(_memory, _shadowDoorbells + offset, _eventIndexes + offset);
         }
     }
 

@@ -88,13 +88,16 @@ internal sealed class CompletionQueue
     private ulong _eventIndex;
 
     /// <summary>Where the host writes this queue's head when shadow doorbells are configured
-    /// (§5.10), and where the controller publishes the head it wants to hear about.</summary>
+    /// (§5.10), and where the controller publishes the head it wants to hear about. Both start
+    /// out holding the head the doorbell last set, so a queue already in use keeps its place.</summary>
     public void SetShadow(ulong shadowHead, ulong eventIndex)
     {
         lock (_lock)
         {
             _shadowHead = shadowHead;
             _eventIndex = eventIndex;
+            _memory.TryWriteUInt32(shadowHead, _head);
+            _memory.TryWriteUInt32(eventIndex, _head);
         }
     }
 
@@ -269,9 +272,12 @@ internal sealed class SubmissionQueue
     private ulong _eventIndex;
 
     /// <summary>Where the host writes this queue's tail when shadow doorbells are configured
-    /// (§5.10), and where the controller publishes the tail it has seen.</summary>
-    public void SetShadow(ulong shadowTail, ulong eventIndex)
+    /// (§5.10), and where the controller publishes the tail it has seen. Both start out holding
+    /// the tail the doorbell last set, so a queue already in use keeps its place.</summary>
+    public void SetShadow(GuestMemory memory, ulong shadowTail, ulong eventIndex)
     {
+        memory.TryWriteUInt32(shadowTail, Tail);
+        memory.TryWriteUInt32(eventIndex, Tail);
         Volatile.Write(ref _eventIndex, eventIndex);
         Volatile.Write(ref _shadowTail, shadowTail);
     }

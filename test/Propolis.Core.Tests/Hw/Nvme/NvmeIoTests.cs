@@ -276,7 +276,13 @@ public sealed class NvmeIoTests : IDisposable
         ulong shadow = P(200), eventIdx = P(201);
         _h.WriteGuest(shadow, new byte[4096]);
         _h.WriteGuest(eventIdx, new byte[4096]);
+        // A queue already in use: its doorbell values seed the buffers, so nothing is replayed.
+        Assert.Equal(NvmeStatus.Success, _h.Run(_q, new Command { Opcode = 0x00, Nsid = 1 }).Status);
         Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x7C, Prp1 = shadow, Prp2 = eventIdx }).Status);
+        Assert.True(_h.Memory.TryReadUInt32(shadow + 8, out var seededTail));
+        Assert.True(_h.Memory.TryReadUInt32(shadow + 12, out var seededHead));
+        Assert.Equal((1u, 1u), (seededTail, seededHead));
+        Assert.Equal(0u, _h.Memory.TryReadUInt32(shadow, out var adminSlot) ? adminSlot : 99); // admin keeps MMIO
         Assert.Equal(NvmeStatus.InvalidField, _h.Admin_(new Command { Opcode = 0x7C, Prp1 = shadow + 8, Prp2 = eventIdx }).Status);
 
         // Two commands: the host updates the shadow tail, then rings the doorbell once.
@@ -285,7 +291,7 @@ public sealed class NvmeIoTests : IDisposable
         _h.Memory.TryWriteUInt32(shadow + 8, _q.SqTail);
         _h.Write32(0x1000 + 8, 1); // a stale value in the register: the shadow tail wins
         Assert.True(_h.Memory.TryReadUInt32(eventIdx + 8, out var sqEventIdx));
-        Assert.Equal(2u, sqEventIdx);
+        Assert.Equal(3u, sqEventIdx);
         // Completions are released through the shadow CQ head only (no MMIO).
         Assert.Equal(501, _h.Poll2(_q).CommandId);
         Assert.Equal(502, _h.Poll2(_q).CommandId);

@@ -60,6 +60,7 @@ internal static class IdentifyData
         public const int Nlbaf = 25;       // Number of LBA Formats, 0's based
         public const int Flbas = 26;       // Formatted LBA Size
         public const int Nsattr = 99;      // Namespace Attributes: bit 0 = write protected
+        public const int Nguid = 104;      // 16 bytes Namespace Globally Unique Identifier
         public const int Lbaf0 = 128;      // LBA Format 0: MS u16, LBADS u8 (log2), RP u8
         public const int Lbaf0Lbads = Lbaf0 + 2;
     }
@@ -101,10 +102,35 @@ internal static class IdentifyData
         return d;
     }
 
-    public static byte[] BuildNamespace(ulong blocks, int blockSize, bool readOnly)
+    /// <summary>Namespace Identification Descriptor list (§5.15.2.3): one NGUID descriptor
+    /// (NIDT 2, NIDL 16), then the zero descriptor that ends the list.</summary>
+    public static byte[] BuildDescriptorList(ReadOnlySpan<byte> nguid)
+    {
+        var d = new byte[Size];
+        d[0] = 2;
+        d[1] = 16;
+        nguid.CopyTo(d.AsSpan(4));
+        return d;
+    }
+
+    /// <summary>An NGUID that stays the same for the same serial number: the Oxide OUI, then the
+    /// serial's bytes (13 at most) zero-padded.</summary>
+    public static byte[] NamespaceGuid(string serial)
+    {
+        var g = new byte[16];
+        g[0] = 0xA8;
+        g[1] = 0x40;
+        g[2] = 0x25;
+        var sn = serial.Trim();
+        Encoding.ASCII.GetBytes(sn.AsSpan(0, Math.Min(sn.Length, 13)), g.AsSpan(3));
+        return g;
+    }
+
+    public static byte[] BuildNamespace(ulong blocks, int blockSize, bool readOnly, ReadOnlySpan<byte> nguid)
     {
         var d = new byte[Size];
         var s = d.AsSpan();
+        nguid.CopyTo(s[Namespace.Nguid..]);
         BinaryPrimitives.WriteUInt64LittleEndian(s[Namespace.Nsze..], blocks);
         BinaryPrimitives.WriteUInt64LittleEndian(s[Namespace.Ncap..], blocks);
         BinaryPrimitives.WriteUInt64LittleEndian(s[Namespace.Nuse..], blocks);

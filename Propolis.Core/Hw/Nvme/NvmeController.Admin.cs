@@ -318,11 +318,11 @@ public sealed partial class NvmeController
                 }
                 break;
             case CnsNamespaceIdentificationDescriptors:
-                // An empty list: the namespace reports no EUI64, NGUID or UUID (§5.15.2.3).
                 if (e.Nsid != 1)
                 {
                     return NvmeStatus.InvalidNamespace;
                 }
+                _namespaceDescriptors.CopyTo(data);
                 break;
             default:
                 return NvmeStatus.InvalidField;

@@ -67,6 +67,7 @@ public sealed partial class NvmeController : IMmioHandler, INvmeIoCompletion
 
     private readonly byte[] _identifyController;
     private readonly byte[] _identifyNamespace;
+    private readonly byte[] _namespaceDescriptors;
     private readonly ulong _namespaceBlocks;
     private readonly int _blockShift;
 
@@ -114,7 +115,9 @@ public sealed partial class NvmeController : IMmioHandler, INvmeIoCompletion
         _blockShift = System.Numerics.BitOperations.Log2((uint)backend.BlockSize);
         _namespaceBlocks = backend.Capacity >> _blockShift;
         _identifyController = IdentifyData.BuildController(options);
-        _identifyNamespace = IdentifyData.BuildNamespace(_namespaceBlocks, backend.BlockSize, backend.IsReadOnly);
+        var nguid = IdentifyData.NamespaceGuid(options.SerialNumber);
+        _identifyNamespace = IdentifyData.BuildNamespace(_namespaceBlocks, backend.BlockSize, backend.IsReadOnly, nguid);
+        _namespaceDescriptors = IdentifyData.BuildDescriptorList(nguid);
 
         var maxSegments = Prp.MaxSegments(MaxTransferBytes);
         _pool = new NvmeIoRequest[MaxInflight];

@@ -52,6 +52,13 @@ public sealed class NvmeAdminTests : IDisposable
         Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(list));
         Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(list.AsSpan(4)));
         Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(Identify(2, nsid: 1)));
+        // NGUID: Oxide OUI, then the first 13 bytes of the serial; the same in the descriptor list.
+        var nguid = new byte[] { 0xA8, 0x40, 0x25, (byte)'b', (byte)'l', (byte)'o', (byte)'c', (byte)'k', (byte)'-', (byte)'d', (byte)'e', (byte)'v', (byte)'-', (byte)'0', 0, 0 };
+        Assert.Equal(nguid, ns[104..120]);
+        var descriptors = Identify(3, nsid: 1);
+        Assert.Equal(new byte[] { 2, 16, 0, 0 }, descriptors[0..4]);
+        Assert.Equal(nguid, descriptors[4..20]);
+        Assert.Equal(new byte[4], descriptors[20..24]);
         Assert.Equal(NvmeStatus.InvalidNamespace, _h.Admin_(new Command { Opcode = 0x06, Nsid = 2, Prp1 = NvmeHarness.IdentifyBuffer, Cdw10 = 0 }).Status);
         Assert.Equal(NvmeStatus.InvalidField, _h.Admin_(new Command { Opcode = 0x06, Prp1 = NvmeHarness.IdentifyBuffer, Cdw10 = 0x55 }).Status);
     }

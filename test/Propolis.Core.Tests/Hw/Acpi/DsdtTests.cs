@@ -1,0 +1,319 @@
+using System.Text;
+using Propolis.Core.Hw.Acpi;
+
+namespace Propolis.Core.Tests.Hw.Acpi;
+
+/// <summary>A structural AML reader for the subset the DSDT uses: every PkgLength must end
+/// exactly where its object ends, packages must hold the elements they announce, buffers the
+/// bytes they announce.</summary>
+internal sealed class AmlReader
+{
+    private readonly byte[] _aml;
+    private int _pos;
+
+    public List<string> Devices { get; } = new();
+
+    /// <summary>Each Name's full path and the bytes of its value.</summary>
+    public Dictionary<string, byte[]> Names { get; } = new();
+
+    public List<string> Methods { get; } = new();
+
+    public AmlReader(byte[] aml) => _aml = aml;
+
+    public void ReadAll()
+    {
+        TermList("\\", _aml.Length);
+        Assert.Equal(_aml.Length, _pos);
+    }
+
+    private int PkgEnd()
+    {
+        var start = _pos;
+        var lead = _aml[_pos++];
+        var extra = lead >> 6;
+        var length = extra == 0 ? lead & 0x3F : lead & 0x0F;
+        for (int i = 0; i < extra; i++)
+        {
+            length |= _aml[_pos++] << (4 + 8 * i);
+        }
+        return start + length;
+    }
+
+    private string NameString()
+    {
+        var sb = new StringBuilder();
+        while (_aml[_pos] is (byte)'\\' or (byte)'^')
+        {
+            sb.Append((char)_aml[_pos++]);
+        }
+        int segs;
+        if (_aml[_pos] == 0x00) { _pos++; segs = 0; }
+        else if (_aml[_pos] == 0x2E) { _pos++; segs = 2; }
+        else if (_aml[_pos] == 0x2F) { _pos++; segs = _aml[_pos++]; }
+        else segs = 1;
+        for (int i = 0; i < segs; i++)
+        {
+            if (i > 0) sb.Append('.');
+            sb.Append(Encoding.ASCII.GetString(_aml, _pos, 4));
+            _pos += 4;
+        }
+        return sb.ToString();
+    }
+
+    private static string Join(string scope, string name) =>
+        name.StartsWith('\\') ? name : scope == "\\" ? "\\" + name : scope + "." + name;
+
+    private void TermList(string scope, int end)
+    {
+        while (_pos < end)
+        {
+            var op = _aml[_pos++];
+            switch (op)
+            {
+                case 0x08: // Name
+                    var path = Join(scope, NameString());
+                    var start = _pos;
+                    DataObject();
+                    Names[path] = _aml[start.._pos];
+                    break;
+                case 0x10: // Scope
+                {
+                    var e = PkgEnd();
+                    var s = Join(scope, NameString());
+                    TermList(s, e);
+                    Assert.Equal(e, _pos);
+                    break;
+                }
+                case 0x5B when _aml[_pos] == 0x82: // Device
+                {
+                    _pos++;
+                    var e = PkgEnd();
+                    var s = Join(scope, NameString());
+                    Devices.Add(s);
+                    TermList(s, e);
+                    Assert.Equal(e, _pos);
+                    break;
+                }
+                case 0x14: // Method
+                {
+                    var e = PkgEnd();
+                    Methods.Add(Join(scope, NameString()));
+                    _pos++; // flags
+                    while (_pos < e)
+                    {
+                        Assert.Equal(0xA4, _aml[_pos++]); // Return
+                        DataObject();
+                    }
+                    Assert.Equal(e, _pos);
+                    break;
+                }
+                case 0xA4:
+                    DataObject();
+                    break;
+                default:
+                    throw new Xunit.Sdk.XunitException($"unexpected AML opcode 0x{op:X2} at {_pos - 1}");
+            }
+        }
+        Assert.Equal(end, _pos);
+    }
+
+    private void DataObject()
+    {
+        var op = _aml[_pos];
+        if (op is (byte)'\\' or (byte)'^' or (byte)'_' or 0x2E or 0x2F || op is >= (byte)'A' and <= (byte)'Z')
+        {
+            NameString();
+            return;
+        }
+        _pos++;
+        switch (op)
+        {
+            case 0x00 or 0x01 or 0xFF: break;
+            case 0x0A: _pos += 1; break;
+            case 0x0B: _pos += 2; break;
+            case 0x0C: _pos += 4; break;
+            case 0x0E: _pos += 8; break;
+            case 0x0D:
+                while (_aml[_pos++] != 0) { }
+                break;
+            case 0x12: // Package
+            {
+                var e = PkgEnd();
+                int count = _aml[_pos++];
+                for (int i = 0; i < count; i++)
+                {
+                    DataObject();
+                }
+                Assert.Equal(e, _pos);
+                break;
+            }
+            case 0x11: // Buffer
+            {
+                var e = PkgEnd();
+                var sizeStart = _pos;
+                DataObject();
+                var size = _aml[sizeStart] switch
+                {
+                    0x00 => 0,
+                    0x01 => 1,
+                    0x0A => _aml[sizeStart + 1],
+                    0x0B => BitConverter.ToUInt16(_aml, sizeStart + 1),
+                    _ => throw new Xunit.Sdk.XunitException("unexpected BufferSize encoding"),
+                };
+                Assert.Equal(e, _pos + size);
+                _pos = e;
+                break;
+            }
+            default:
+                throw new Xunit.Sdk.XunitException($"unexpected AML data object 0x{op:X2} at {_pos - 1}");
+        }
+    }
+}
+
+public sealed class DsdtTests
+{
+    private static readonly AcpiPlatform Platform = new()
+    {
+        CpuCount = 2,
+        Ecam = new AddressWindow(0xE000_0000, 0x1000_0000),
+        Pci32Window = new AddressWindow(0xC000_0000, 0x2000_0000),
+        Pci64Window = new AddressWindow(0x1_4000_0000, 0x40_0000_0000),
+        PciSlots = [new PciInterruptSlot(4, PciIntxPins.IntA | PciIntxPins.IntB), new PciInterruptSlot(2, PciIntxPins.IntA)],
+        SerialPorts = [new AcpiSerialPort(0x3F8, 4), new AcpiSerialPort(0x2F8, 3)],
+    };
+
+    private static AmlReader Read(AcpiPlatform p)
+    {
+        var r = new AmlReader(Dsdt.BuildDefinitionBlock(p));
+        r.ReadAll();
+        return r;
+    }
+
+    [Fact]
+    public void NamespaceIsWellFormedAndHasTheDevices()
+    {
+        var r = Read(Platform);
+        Assert.Equal(
+        [
+            "\\_SB_.C000", "\\_SB_.C001", "\\_SB_.PCI0", "\\_SB_.PCI0.LPC_",
+            "\\_SB_.PCI0.LPC_.LNKA", "\\_SB_.PCI0.LPC_.LNKB", "\\_SB_.PCI0.LPC_.LNKC", "\\_SB_.PCI0.LPC_.LNKD",
+            "\\_SB_.PCI0.LPC_.RTC_", "\\_SB_.PCI0.LPC_.KBD_", "\\_SB_.PCI0.LPC_.COM1", "\\_SB_.PCI0.LPC_.COM2",
+        ], r.Devices);
+        Assert.Contains("\\_SB_.PCI0.LPC_.LNKA._SRS", r.Methods);
+        Assert.Contains("\\_SB_.PCI0.LPC_.LNKD._DIS", r.Methods);
+    }
+
+    [Fact]
+    public void SleepStates()
+    {
+        var r = Read(Platform);
+        Assert.Equal("1207040A05000000", Convert.ToHexString(r.Names["\\_S0_"]));
+        Assert.Equal("120604" + "00000000", Convert.ToHexString(r.Names["\\_S5_"]));
+    }
+
+    [Fact]
+    public void RootBridgeIdentity()
+    {
+        var r = Read(Platform);
+        Assert.Equal("0C41D00A03", Convert.ToHexString(r.Names["\\_SB_.PCI0._HID"]));
+        Assert.Equal("00", Convert.ToHexString(r.Names["\\_SB_.PCI0._ADR"]));
+        Assert.Equal("00", Convert.ToHexString(r.Names["\\_SB_.PCI0._BBN"]));
+        Assert.Equal("0C00000100", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_._ADR"]));
+        Assert.Equal("0D414350493030303700", Convert.ToHexString(r.Names["\\_SB_.C001._HID"]));
+        Assert.Equal("01", Convert.ToHexString(r.Names["\\_SB_.C001._UID"]));
+    }
+
+    [Fact]
+    public void RootBridgeResources()
+    {
+        var crs = Read(Platform).Names["\\_SB_.PCI0._CRS"];
+        var expected =
+            "880D00020C00" + "0000" + "0000" + "FF00" + "0000" + "0001"                                          // buses 0–255
+            + "4701F80CF80C0108"                                                                                 // 0xCF8, 8 ports
+            + "871700010C03" + "00000000" + "00000000" + "F70C0000" + "00000000" + "F80C0000"                   // I/O 0–0xCF7
+            + "871700010C03" + "00000000" + "000D0000" + "FFFF0000" + "00000000" + "00F30000"                   // I/O 0xD00–0xFFFF
+            + "871700000C03" + "00000000" + "00000A00" + "FFFF0B00" + "00000000" + "00000200"                   // VGA window
+            + "871700000C01" + "00000000" + "000000C0" + "FFFFFFDF" + "00000000" + "00000020"                   // 32-bit window
+            + "8A2B00000C03" + "0000000000000000" + "0000004001000000" + "FFFFFF3F41000000" + "0000000000000000" + "0000000040000000"; // 64-bit
+        var descriptors = expected.Length / 2;
+        // Buffer: BufferOp, a two-byte PkgLength, BufferSize 176 as a ByteConst, the descriptors, the End Tag.
+        Assert.Equal(174, descriptors);
+        Assert.Equal(1 + 2 + 2 + descriptors + 2, crs.Length);
+        Assert.Equal("11" + "440B" + "0AB0", Convert.ToHexString(crs, 0, 5)); // PkgLength 2 + 2 + 176 = 180 = 0xB4: 44 0B
+        Assert.Equal(expected, Convert.ToHexString(crs, 5, descriptors));
+        Assert.Equal("79", Convert.ToHexString(crs, 5 + descriptors, 1));
+        byte sum = 0;
+        foreach (var b in crs.AsSpan(5)) sum += b;
+        Assert.Equal(0, sum);
+    }
+
+    [Fact]
+    public void RoutingTableFollowsThePiixSwizzle()
+    {
+        var prt = Convert.ToHexString(Read(Platform).Names["\\_SB_.PCI0._PRT"]);
+        const string lpc = "5C2F045F53425F504349304C50435F"; // \_SB_.PCI0.LPC_.
+        // Three entries, slots in ascending order: 2 INTA → LNKB, 4 INTA → LNKD, 4 INTB → LNKA.
+        var entries =
+            "121C04" + "0CFFFF0200" + "00" + lpc + "4C4E4B42" + "00"
+            + "121C04" + "0CFFFF0400" + "00" + lpc + "4C4E4B44" + "00"
+            + "121C04" + "0CFFFF0400" + "01" + lpc + "4C4E4B41" + "00";
+        Assert.Equal("12" + "4A05" + "03" + entries, prt); // 1 + 3 × 29 = 88 content bytes → PkgLength 90 = 4A 05
+    }
+
+    [Theory]
+    [InlineData(0, 0, 3)]
+    [InlineData(1, 0, 0)]
+    [InlineData(2, 0, 1)]
+    [InlineData(2, 3, 0)]
+    [InlineData(31, 1, 3)]
+    public void LinkSwizzle(byte device, int pin, int link) => Assert.Equal(link, Dsdt.LinkFor(device, pin));
+
+    [Fact]
+    public void LinkDevicesReportTheirFixedIrq()
+    {
+        var r = Read(Platform);
+        Assert.Equal("0C41D00C0F", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.LNKC._HID"]));
+        Assert.Equal("0A03", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.LNKC._UID"]));
+        Assert.Equal("0A0B", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.LNKC._STA"]));
+        // Interrupt (ResourceConsumer, Level, ActiveHigh, Shared) {10}, End Tag.
+        var crs = r.Names["\\_SB_.PCI0.LPC_.LNKC._CRS"];
+        Assert.Equal("11" + "0E" + "0A0B" + "8906000901" + "0A000000" + "79", Convert.ToHexString(crs)[..28]);
+        Assert.Equal(crs, r.Names["\\_SB_.PCI0.LPC_.LNKC._PRS"]);
+    }
+
+    [Fact]
+    public void SerialPortsKeyboardAndRtc()
+    {
+        var r = Read(Platform);
+        Assert.Equal("0C41D00501", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.COM1._HID"]));
+        Assert.Equal("01", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.COM1._UID"]));
+        Assert.Equal("11100A0D" + "4701F803F8030108" + "221000" + "790E", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.COM1._CRS"]));
+        Assert.Equal("4701F802F8020108" + "220800", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.COM2._CRS"])[8..30]);
+        Assert.Equal("0C41D00303", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.KBD_._HID"]));
+        Assert.Equal("47016000600001014701640064000101220200", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.KBD_._CRS"])[8..46]);
+        Assert.Equal("0C41D00B00", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.RTC_._HID"]));
+        Assert.Equal("470170007000010222000" + "1", Convert.ToHexString(r.Names["\\_SB_.PCI0.LPC_.RTC_._CRS"])[8..30]);
+    }
+
+    [Fact]
+    public void AbsentDevicesAreNotDescribed()
+    {
+        var r = Read(Platform with { SerialPorts = [], Ps2Keyboard = false, Rtc = false, Pci64Window = default, PciSlots = [] });
+        Assert.DoesNotContain(r.Devices, d => d.EndsWith("COM1") || d.EndsWith("KBD_") || d.EndsWith("RTC_"));
+        Assert.Equal("120201", Convert.ToHexString(r.Names["\\_SB_.PCI0._PRT"]).Replace("1202", "120201")[..6]);
+        Assert.DoesNotContain("8A2B00", Convert.ToHexString(r.Names["\\_SB_.PCI0._CRS"]));
+    }
+
+    [Fact]
+    public void ManyVcpusNeedLongerPackageLengthsAndStayWellFormed()
+    {
+        var p = Platform with
+        {
+            CpuCount = 200,
+            PciSlots = Enumerable.Range(0, 32).Select(d => new PciInterruptSlot((byte)d, PciIntxPins.All)).ToArray(),
+        };
+        var r = Read(p);
+        Assert.Equal(200 + 2 + 4 + 2 + 2, r.Devices.Count); // CPUs, PCI0 and LPC, links, RTC and KBD, COM1 and COM2
+        Assert.Contains("\\_SB_.C0C7", r.Devices);
+    }
+}

@@ -18,6 +18,9 @@ internal sealed class AmlReader
 
     public List<string> Methods { get; } = new();
 
+    /// <summary>Offset just past each Buffer's last byte.</summary>
+    public List<int> BufferEnds { get; } = new();
+
     public AmlReader(byte[] aml) => _aml = aml;
 
     public void ReadAll()
@@ -161,6 +164,7 @@ internal sealed class AmlReader
                     _ => throw new Xunit.Sdk.XunitException("unexpected BufferSize encoding"),
                 };
                 Assert.Equal(e, _pos + size);
+                BufferEnds.Add(e);
                 _pos = e;
                 break;
             }
@@ -315,5 +319,56 @@ public sealed class DsdtTests
         var r = Read(p);
         Assert.Equal(200 + 2 + 4 + 2 + 2, r.Devices.Count); // CPUs, PCI0 and LPC, links, RTC and KBD, COM1 and COM2
         Assert.Contains("\\_SB_.C0C7", r.Devices);
+    }
+}
+
+public sealed class DsdtGoldenTests
+{
+    internal static readonly AcpiPlatform Platform = new()
+    {
+        CpuCount = 2,
+        Ecam = new AddressWindow(0xE000_0000, 0x1000_0000),
+        Pci32Window = new AddressWindow(0xC000_0000, 0x2000_0000),
+        Pci64Window = new AddressWindow(0x1_4000_0000, 0x40_0000_0000),
+        PciSlots = [new PciInterruptSlot(2, PciIntxPins.IntA), new PciInterruptSlot(4, PciIntxPins.All)],
+        SerialPorts = [new AcpiSerialPort(0x3F8, 4), new AcpiSerialPort(0x2F8, 3)],
+    };
+
+    [Fact]
+    public void MatchesIaslByteForByteApartFromCreatorAndChecksums()
+    {
+        var ours = Dsdt.Build(Platform);
+        var iasl = Convert.FromHexString(DsdtGolden.IaslHex);
+        Assert.Equal(iasl.Length, ours.Length);
+
+        var normalized = (byte[])ours.Clone();
+        // Header: iasl stamps its own creator ID and revision and a checksum.
+        iasl.AsSpan(SdtHeader.CreatorId, 8).CopyTo(normalized.AsSpan(SdtHeader.CreatorId));
+        normalized[SdtHeader.Checksum] = iasl[SdtHeader.Checksum];
+        // iasl leaves every End Tag checksum zero ("treated as if the checksum operation
+        // succeeded", ACPI 6.4 §6.4.2.9); ours make each template sum to zero.
+        var reader = new AmlReader(ours[SdtHeader.Size..]);
+        reader.ReadAll();
+        var endTags = 0;
+        foreach (var end in reader.BufferEnds)
+        {
+            var at = SdtHeader.Size + end;
+            if (ours[at - 2] == 0x79)
+            {
+                normalized[at - 1] = 0;
+                endTags++;
+            }
+        }
+        Assert.Equal(13, endTags); // root bridge, 4 × (link _PRS, _CRS), RTC, KBD, COM1, COM2
+        Assert.Equal(DsdtGolden.IaslHex, Convert.ToHexString(normalized));
+        Assert.Equal(0, Sum(iasl));
+        Assert.Equal("INTL", Encoding.ASCII.GetString(iasl, SdtHeader.CreatorId, 4));
+    }
+
+    private static byte Sum(ReadOnlySpan<byte> bytes)
+    {
+        byte sum = 0;
+        foreach (var b in bytes) sum += b;
+        return sum;
     }
 }

@@ -259,7 +259,7 @@ public sealed class SmbiosTables
         f[14] = 0x02;                 // form factor: unknown
         f[16] = s.String("DIMM 0");   // device locator
         f[18] = 0x02;                 // memory type: unknown
-        BinaryPrimitives.WriteUInt16LittleEndian(f[19..], 0x0002); // type detail: unknown
+        BinaryPrimitives.WriteUInt16LittleEndian(f[19..], 0x0004); // type detail: bit 2, unknown (bit 1 is "other")
         return s.ToArray();
     }
 

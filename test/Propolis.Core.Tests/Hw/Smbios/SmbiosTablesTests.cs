@@ -92,7 +92,7 @@ public sealed class SmbiosTablesTests
         Assert.Equal("10170016" + "030302" + "00000800" + "FEFF" + "0100" + "0000000000000000" + "0000",
             Convert.ToHexString(s[3])); // 512 MiB = 0x80000 KiB
         Assert.Equal(
-            "11280017" + "0016" + "FEFF" + "FFFF" + "FFFF" + "0002" + "02" + "00" + "01" + "00" + "02" + "0200" // 512 MiB, DIMM 0
+            "11280017" + "0016" + "FEFF" + "FFFF" + "FFFF" + "0002" + "02" + "00" + "01" + "00" + "02" + "0400" // 512 MiB, DIMM 0, type detail unknown
             + "0000" + "00000000" + "00" + "00000000" + "0000" + "000000000000"
             + Hex("DIMM 0") + "00" + "00",
             Convert.ToHexString(s[4]));

@@ -94,9 +94,9 @@ public sealed record AcpiPlatform
         {
             throw new ArgumentOutOfRangeException(nameof(SciIrq), SciIrq, "the SCI is an ISA IRQ (0–15)");
         }
-        if (Ecam.Size % (1UL << 20) != 0 || Ecam.Size > 256UL << 20)
+        if (Ecam.Size % (1UL << 20) != 0 || Ecam.Size > 256UL << 20 || (Ecam.Size != 0 && Ecam.Last > uint.MaxValue))
         {
-            throw new ArgumentException("the ECAM window is 1 MiB per bus, at most 256 buses", nameof(Ecam));
+            throw new ArgumentException("the ECAM window is 1 MiB per bus, at most 256 buses, below 4 GiB", nameof(Ecam));
         }
         if (Pci32Window.Size == 0 || Pci32Window.Last > uint.MaxValue)
         {

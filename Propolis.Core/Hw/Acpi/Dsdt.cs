@@ -21,7 +21,9 @@ namespace Propolis.Core.Hw.Acpi;
 ///     Name (_PRT, Package { Package { slot &lt;&lt; 16 | 0xFFFF, pin, \_SB.PCI0.LPC.LNKx, 0 } … })
 ///     Device (LPC) { Name (_ADR, 0x00010000)
 ///       Device (LNKA) … Device (LNKD)   // PNP0C0F, fixed level/active-high/shared IRQ
-///       Device (RTC) Device (KBD) Device (COM1) … } } }
+///       Device (RTC) Device (KBD) Device (COM1) … } }
+///   Device (MRES) { Name (_HID, EisaId ("PNP0C02")) … }  // the ECAM window and the PM block
+/// }
 /// </code>
 /// The _PRT swizzle is propolis's (and PIIX3's): pin P (0 = INTA) of device D goes to link
 /// (D + P + 3) mod 4, so device 1 INTA is LNKA and device 2 INTA is LNKB.
@@ -103,9 +105,24 @@ public static class Dsdt
                     }
                 });
             });
+            if (p.Ecam.Size != 0)
+            {
+                // Motherboard resources (PNP0C02): Linux uses the MCFG window only if it is
+                // reserved here ("MMCONFIG ... not reserved in ACPI motherboard resources"; PCI
+                // Firmware Specification 3.2 §4.1.2). The PIIX4 PM block (64 ports) is claimed too.
+                sb.Device("MRES", d => d
+                    .Name("_HID", v => v.EisaId("PNP0C02"))
+                    .Name("_UID", v => v.Integer(0))
+                    .Name("_CRS", v => v.ResourceTemplate(rt => rt
+                        .Memory32Fixed((uint)p.Ecam.Base, (uint)p.Ecam.Size)
+                        .Io(p.PmBase, PmBlockLength))));
+            }
         });
         return w.ToArray();
     }
+
+    /// <summary>Ports of the PIIX4 power-management I/O space (82371AB datasheet §3.4.2.1, PMBA: 64 bytes).</summary>
+    public const byte PmBlockLength = 0x40;
 
     /// <summary>\_Sx (ACPI 6.4 §7.4.2): PM1a_CNT.SLP_TYP, PM1b_CNT.SLP_TYP, two reserved.</summary>
     private static void SleepState(AmlWriter w, string name, byte slpTyp) =>

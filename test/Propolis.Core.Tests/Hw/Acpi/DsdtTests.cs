@@ -202,6 +202,7 @@ public sealed class DsdtTests
             "\\_SB_.C000", "\\_SB_.C001", "\\_SB_.PCI0", "\\_SB_.PCI0.LPC_",
             "\\_SB_.PCI0.LPC_.LNKA", "\\_SB_.PCI0.LPC_.LNKB", "\\_SB_.PCI0.LPC_.LNKC", "\\_SB_.PCI0.LPC_.LNKD",
             "\\_SB_.PCI0.LPC_.RTC_", "\\_SB_.PCI0.LPC_.KBD_", "\\_SB_.PCI0.LPC_.COM1", "\\_SB_.PCI0.LPC_.COM2",
+            "\\_SB_.MRES",
         ], r.Devices);
         Assert.Contains("\\_SB_.PCI0.LPC_.LNKA._SRS", r.Methods);
         Assert.Contains("\\_SB_.PCI0.LPC_.LNKD._DIS", r.Methods);
@@ -300,6 +301,16 @@ public sealed class DsdtTests
     }
 
     [Fact]
+    public void MotherboardResourcesReserveEcamAndThePmBlock()
+    {
+        var r = Read(Platform);
+        Assert.Equal("0C41D00C02", Convert.ToHexString(r.Names["\\_SB_.MRES._HID"]));
+        // Memory32Fixed (ReadWrite, 0xE0000000, 0x10000000)  IO (Decode16, 0xB000, 0xB000, 0x01, 0x40)
+        Assert.Equal("86090001" + "000000E0" + "00000010" + "470100B000B00140", Convert.ToHexString(r.Names["\\_SB_.MRES._CRS"])[8..48]);
+        Assert.DoesNotContain("\\_SB_.MRES", Read(Platform with { Ecam = default }).Devices);
+    }
+
+    [Fact]
     public void AbsentDevicesAreNotDescribed()
     {
         var r = Read(Platform with { SerialPorts = [], Ps2Keyboard = false, Rtc = false, Pci64Window = default, PciSlots = [] });
@@ -317,7 +328,7 @@ public sealed class DsdtTests
             PciSlots = Enumerable.Range(0, 32).Select(d => new PciInterruptSlot((byte)d, PciIntxPins.All)).ToArray(),
         };
         var r = Read(p);
-        Assert.Equal(200 + 2 + 4 + 2 + 2, r.Devices.Count); // CPUs, PCI0 and LPC, links, RTC and KBD, COM1 and COM2
+        Assert.Equal(200 + 2 + 4 + 2 + 2 + 1, r.Devices.Count); // CPUs, PCI0 and LPC, links, RTC and KBD, COM1 and COM2, MRES
         Assert.Contains("\\_SB_.C0C7", r.Devices);
     }
 }
@@ -359,7 +370,7 @@ public sealed class DsdtGoldenTests
                 endTags++;
             }
         }
-        Assert.Equal(13, endTags); // root bridge, 4 × (link _PRS, _CRS), RTC, KBD, COM1, COM2
+        Assert.Equal(14, endTags); // root bridge, 4 × (link _PRS, _CRS), RTC, KBD, COM1, COM2, MRES
         Assert.Equal(DsdtGolden.IaslHex, Convert.ToHexString(normalized));
         Assert.Equal(0, Sum(iasl));
         Assert.Equal("INTL", Encoding.ASCII.GetString(iasl, SdtHeader.CreatorId, 4));

@@ -318,6 +318,25 @@ DefinitionBlock ("", "DSDT", 2, "PRPLIS", "PROPOLIS", 0x00000001)
                 }
             }
         }
+
+        Device (MRES)
+        {
+            Name (_HID, EisaId ("PNP0C02") /* PNP Motherboard Resources */)  // _HID: Hardware ID
+            Name (_UID, Zero)  // _UID: Unique ID
+            Name (_CRS, ResourceTemplate ()  // _CRS: Current Resource Settings
+            {
+                Memory32Fixed (ReadWrite,
+                    0xE0000000,         // Address Base
+                    0x10000000,         // Address Length
+                    )
+                IO (Decode16,
+                    0xB000,             // Range Minimum
+                    0xB000,             // Range Maximum
+                    0x01,               // Alignment
+                    0x40,               // Length
+                    )
+            })
+        }
     }
 }
 

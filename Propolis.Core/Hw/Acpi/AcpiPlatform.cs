@@ -63,9 +63,25 @@ public sealed record AcpiPlatform
     /// <summary>The 64-bit PCI memory window above RAM; Size 0 for none.</summary>
     public AddressWindow Pci64Window { get; init; }
 
-    /// <summary>The ISA IRQs (= GSIs) LNKA, LNKB, LNKC and LNKD drive, as the chipset routes them
-    /// (propolis: 5, 9, 10, 11). Each is level-triggered, active-high and shared.</summary>
-    public IReadOnlyList<byte> LinkIrqs { get; init; } = [5, 9, 10, 11];
+    /// <summary>The ISA IRQs a PCI interrupt link may be steered to (the links' _PRS; propolis:
+    /// 5, 10, 11). Each, and the SCI, is level-triggered, active-high and shareable. The link
+    /// devices read and write the PIIX3 PIRQ route control registers (00:01.0, 0x60–0x63), so the
+    /// IRQ a link uses is whatever the firmware or the OS programmed there.</summary>
+    public IReadOnlyList<byte> PciLinkIrqs { get; init; } = [5, 10, 11];
+
+    /// <summary>FADT SMI_CMD, ACPI_ENABLE, ACPI_DISABLE: the PIIX4 APM control port, whose
+    /// ACPI_ENABLE write sets PM1_CNT.SCI_EN (propolis and our chipset: 0xB2, 0xF1, 0xF0). Port 0
+    /// declares a machine that is always in ACPI mode.</summary>
+    public ushort SmiCommandPort { get; init; } = 0xB2;
+
+    public byte AcpiEnable { get; init; } = 0xF1;
+
+    public byte AcpiDisable { get; init; } = 0xF0;
+
+    /// <summary>FADT GPE0_BLK (GPE0_STS then GPE0_EN), where propolis and QEMU's PIIX4 put it; length 0 for none.</summary>
+    public ushort Gpe0Block { get; init; } = 0xAFE0;
+
+    public byte Gpe0BlockLength { get; init; } = 4;
 
     /// <summary>Devices on bus 0 whose INTx pins the _PRT routes.</summary>
     public IReadOnlyList<PciInterruptSlot> PciSlots { get; init; } = [];
@@ -86,9 +102,9 @@ public sealed record AcpiPlatform
         {
             throw new ArgumentOutOfRangeException(nameof(CpuCount), CpuCount, "the MADT describes 1 to 255 vCPUs with xAPIC entries");
         }
-        if (LinkIrqs.Count != 4 || LinkIrqs.Any(i => i > 15))
+        if (PciLinkIrqs.Count == 0 || PciLinkIrqs.Any(i => i > 15))
         {
-            throw new ArgumentException("LinkIrqs must list four ISA IRQs (0–15) for LNKA–LNKD", nameof(LinkIrqs));
+            throw new ArgumentException("PciLinkIrqs must list ISA IRQs (0–15)", nameof(PciLinkIrqs));
         }
         if (SciIrq > 15)
         {

@@ -26,6 +26,17 @@ internal static class AmlOp
     public const byte Return = 0xA4;
     public const byte Ones = 0xFF;
     public const byte DeviceExt = 0x82;      // after ExtOpPrefix
+    public const byte OpRegionExt = 0x80;    // after ExtOpPrefix
+    public const byte FieldExt = 0x81;       // after ExtOpPrefix
+    public const byte Local0 = 0x60;
+    public const byte Arg0 = 0x68;
+    public const byte Store = 0x70;
+    public const byte And = 0x7B;
+    public const byte Or = 0x7D;
+    public const byte CreateDWordField = 0x8A;
+    public const byte LNot = 0x92;
+    public const byte If = 0xA0;
+    public const byte Else = 0xA1;
 }
 
 /// <summary>An AML byte stream writer (ACPI 6.4 §20.2, "AML Grammar Definition"). Objects with a
@@ -115,7 +126,7 @@ public sealed class AmlWriter
         return this;
     }
 
-    private void NameSeg(string seg)
+    internal void NameSeg(string seg)
     {
         // NameSeg := LeadNameChar NameChar NameChar NameChar; LeadNameChar is 'A'-'Z' or '_'.
         if (seg.Length is 0 or > 4 || !(seg[0] is (>= 'A' and <= 'Z') or '_')
@@ -213,6 +224,92 @@ public sealed class AmlWriter
             w.NameString(path).Byte((byte)(argCount | (serialized ? 0x08 : 0)));
             body(w);
         });
+    }
+
+    /// <summary>OperationRegion(name, PCI_Config, offset, length) (§19.6.100): RegionSpace 0x02.</summary>
+    public AmlWriter PciConfigRegion(string name, ulong offset, ulong length)
+    {
+        Bytes([AmlOp.ExtOpPrefix, AmlOp.OpRegionExt]).NameString(name).Byte(0x02);
+        return Integer(offset).Integer(length);
+    }
+
+    /// <summary>Field(region, AnyAcc, NoLock, Preserve) { name, bits … } (§19.6.48): FieldFlags 0,
+    /// each NamedField a NameSeg and its bit width as a PkgLength.</summary>
+    public AmlWriter Field(string region, params (string Name, int Bits)[] fields) =>
+        WithPkgLength([AmlOp.ExtOpPrefix, AmlOp.FieldExt], w =>
+        {
+            w.NameString(region).Byte(0x00);
+            foreach (var (name, bits) in fields)
+            {
+                // The width is a PkgLength that counts bits, not itself: one byte up to 63.
+                ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)bits - 1, 62u, nameof(fields));
+                w.NameSeg(name);
+                w.Bytes(EncodePkgLength(bits - 1));
+            }
+        });
+
+    /// <summary>If(predicate) { … } (§19.6.60).</summary>
+    public AmlWriter If(Action<AmlWriter> predicate, Action<AmlWriter> body) =>
+        WithPkgLength([AmlOp.If], w => { predicate(w); body(w); });
+
+    /// <summary>Else { … } (§19.6.39), directly after an If.</summary>
+    public AmlWriter Else(Action<AmlWriter> body) => WithPkgLength([AmlOp.Else], body);
+
+    /// <summary>And(a, b) with no target (§19.6.5): AndOp Operand Operand NullName.</summary>
+    public AmlWriter And(Action<AmlWriter> a, Action<AmlWriter> b)
+    {
+        Byte(AmlOp.And);
+        a(this);
+        b(this);
+        return Byte(0x00);
+    }
+
+    /// <summary>Or(a, b, target) (§19.6.96).</summary>
+    public AmlWriter Or(Action<AmlWriter> a, Action<AmlWriter> b, string target)
+    {
+        Byte(AmlOp.Or);
+        a(this);
+        b(this);
+        return NameString(target);
+    }
+
+    /// <summary>LNot(operand) (§19.6.73).</summary>
+    public AmlWriter LNot(Action<AmlWriter> operand)
+    {
+        Byte(AmlOp.LNot);
+        operand(this);
+        return this;
+    }
+
+    /// <summary>Store(source, destination name) (§19.6.132).</summary>
+    public AmlWriter Store(Action<AmlWriter> source, string destination)
+    {
+        Byte(AmlOp.Store);
+        source(this);
+        return NameString(destination);
+    }
+
+    /// <summary>CreateDWordField(buffer, byteIndex, name) (§19.6.20).</summary>
+    public AmlWriter CreateDWordField(Action<AmlWriter> buffer, ulong byteIndex, string name)
+    {
+        Byte(AmlOp.CreateDWordField);
+        buffer(this);
+        Integer(byteIndex);
+        return NameString(name);
+    }
+
+    /// <summary>Arg0 (§19.6.7).</summary>
+    public AmlWriter Arg0() => Byte(AmlOp.Arg0);
+
+    /// <summary>A method invocation: its name, then its arguments (§20.2.5.4, MethodInvocation).</summary>
+    public AmlWriter Call(string method, params Action<AmlWriter>[] args)
+    {
+        NameString(method);
+        foreach (var a in args)
+        {
+            a(this);
+        }
+        return this;
     }
 
     /// <summary>Return(value) (§19.6.120).</summary>

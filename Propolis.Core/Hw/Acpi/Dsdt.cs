@@ -7,8 +7,8 @@ namespace Propolis.Core.Hw.Acpi;
 /// <remarks>
 /// Modelled on propolis's DSDT (lib/propolis/src/firmware/acpi/dsdt.rs), simplified to static
 /// values: the root bridge's _CRS carries the PCI windows directly (propolis patches them at
-/// boot from an SSDT "FWDT" region, which this table therefore does not need), and the link
-/// devices report the IRQ the chipset routes them to rather than reading PIIX3 PIRQ registers.
+/// boot from an SSDT "FWDT" region, which this table therefore does not need). The link devices
+/// read and write the PIIX3 PIRQ route control registers, as propolis's do.
 /// <code>
 /// Name (_S0, Package { 5, 0, 0, 0 })   // PM1a_CNT.SLP_TYP values, as propolis's Piix3PM
 /// Name (_S5, Package { 0, 0, 0, 0 })
@@ -20,7 +20,7 @@ namespace Propolis.Core.Hw.Acpi;
 ///                                    DWordIO 0xD00–0xFFFF, VGA window, 32-bit window, 64-bit window })
 ///     Name (_PRT, Package { Package { slot &lt;&lt; 16 | 0xFFFF, pin, \_SB.PCI0.LPC.LNKx, 0 } … })
 ///     Device (LPC) { Name (_ADR, 0x00010000)
-///       Device (LNKA) … Device (LNKD)   // PNP0C0F, fixed level/active-high/shared IRQ
+///       PRR0/PIRA–PIRD, PSTA, PCRS, PPRS; Device (LNKA) … Device (LNKD)   // PNP0C0F over PIRQRC[A:D]
 ///       Device (RTC) Device (KBD) Device (COM1) … } }
 ///   Device (MRES) { Name (_HID, EisaId ("PNP0C02")) … }  // the ECAM window and the PM block
 /// }
@@ -78,9 +78,10 @@ public static class Dsdt
                 pci.Device("LPC_", lpc =>
                 {
                     lpc.Name("_ADR", v => v.Integer(LpcAddress));
+                    LinkSupport(lpc, p);
                     for (int i = 0; i < 4; i++)
                     {
-                        LinkDevice(lpc, i, p.LinkIrqs[i]);
+                        LinkDevice(lpc, i);
                     }
                     if (p.Rtc)
                     {
@@ -170,15 +171,65 @@ public static class Dsdt
         return entries.ToArray();
     }
 
-    /// <summary>A PCI interrupt link (PNP0C0F, ACPI 6.4 §6.2.13.1) fixed to <paramref name="irq"/>:
-    /// _PRS and _CRS name the one IRQ, _SRS accepts it, _DIS does nothing.</summary>
-    private static void LinkDevice(AmlWriter lpc, int index, byte irq) =>
+    /// <summary>PIRQRC[A:D] (82371SB §2.2.10): bit 7 disables routing, bits 3–0 the ISA IRQ.</summary>
+    public const byte PirqRouteControl = 0x60;
+    public const byte PirqDisable = 0x80;
+
+    /// <summary>Byte offset of the first interrupt number in an Interrupt descriptor (§6.4.3.6).</summary>
+    private const ulong InterruptListOffset = 5;
+
+    /// <summary>What the four link devices share, as propolis writes it (dsdt.rs, PciRootBridgeLpc):
+    /// the PIRQ route control registers as fields of a PCI_Config region of 00:01.0, PSTA and
+    /// PCRS methods that turn a register value into _STA and _CRS, and PPRS, the IRQs a link may use.
+    /// <code>
+    /// OperationRegion (PRR0, PCI_Config, 0x60, 0x04)
+    /// Field (PRR0, AnyAcc, NoLock, Preserve) { PIRA, 8, PIRB, 8, PIRC, 8, PIRD, 8 }
+    /// Method (PSTA, 1) { If (And (Arg0, 0x80)) { Return (0x09) } Else { Return (0x0B) } }
+    /// Method (PCRS, 1, Serialized) {
+    ///   Name (BUF0, ResourceTemplate () { Interrupt (, Level, ActiveHigh, Shared) { 0 } })
+    ///   CreateDWordField (BUF0, 0x05, IRQW)
+    ///   If (LNot (And (Arg0, 0x80))) { Store (Arg0, IRQW) }
+    ///   Return (BUF0) }
+    /// Name (PPRS, ResourceTemplate () { Interrupt (, Level, ActiveHigh, Shared) { 5, 10, 11 } })
+    /// </code></summary>
+    private static void LinkSupport(AmlWriter lpc, AcpiPlatform p)
+    {
+        lpc.PciConfigRegion("PRR0", PirqRouteControl, 4)
+            .Field("PRR0", ("PIRA", 8), ("PIRB", 8), ("PIRC", 8), ("PIRD", 8))
+            .Method("PSTA", 1, serialized: false, m => m
+                .If(c => c.And(x => x.Arg0(), x => x.Integer(PirqDisable)), t => t.Return(r => r.Integer(0x09)))
+                .Else(e => e.Return(r => r.Integer(LinkStatus))))
+            .Method("PCRS", 1, serialized: true, m => m
+                .Name("BUF0", v => v.ResourceTemplate(rt => rt.Interrupt(levelTriggered: true, activeLow: false, shared: true, 0)))
+                .CreateDWordField(b => b.NameString("BUF0"), InterruptListOffset, "IRQW")
+                .If(c => c.LNot(n => n.And(x => x.Arg0(), x => x.Integer(PirqDisable))), t => t.Store(x => x.Arg0(), "IRQW"))
+                .Return(r => r.NameString("BUF0")))
+            .Name("PPRS", v => v.ResourceTemplate(rt =>
+                rt.Interrupt(levelTriggered: true, activeLow: false, shared: true, p.PciLinkIrqs.Select(i => (uint)i).ToArray())));
+    }
+
+    /// <summary>A PCI interrupt link (PNP0C0F, ACPI 6.4 §6.2.13.1) over its PIRQ register.
+    /// <code>
+    /// Device (LNKA) {
+    ///   Name (_HID, EisaId ("PNP0C0F")) Name (_UID, 1)
+    ///   Method (_STA) { Return (PSTA (PIRA)) }
+    ///   Method (_DIS) { Or (PIRA, 0x80, PIRA) }
+    ///   Method (_CRS) { Return (PCRS (PIRA)) }
+    ///   Method (_PRS) { Return (PPRS) }
+    ///   Method (_SRS, 1) { CreateDWordField (Arg0, 0x05, IRQW) Store (IRQW, PIRA) } }
+    /// </code></summary>
+    private static void LinkDevice(AmlWriter lpc, int index)
+    {
+        var pir = "PIR" + LinkNames[index][3];
         lpc.Device(LinkNames[index], d => d
             .Name("_HID", v => v.EisaId("PNP0C0F"))
             .Name("_UID", v => v.Integer((ulong)(index + 1)))
-            .Name("_STA", v => v.Integer(LinkStatus))
-            .Name("_PRS", v => v.ResourceTemplate(rt => rt.Interrupt(levelTriggered: true, activeLow: false, shared: true, irq)))
-            .Name("_CRS", v => v.ResourceTemplate(rt => rt.Interrupt(levelTriggered: true, activeLow: false, shared: true, irq)))
-            .Method("_SRS", 1, serialized: false, _ => { })
-            .Method("_DIS", 0, serialized: false, _ => { }));
+            .Method("_STA", 0, serialized: false, m => m.Return(r => r.Call("PSTA", a => a.NameString(pir))))
+            .Method("_DIS", 0, serialized: false, m => m.Or(a => a.NameString(pir), b => b.Integer(PirqDisable), pir))
+            .Method("_CRS", 0, serialized: false, m => m.Return(r => r.Call("PCRS", a => a.NameString(pir))))
+            .Method("_PRS", 0, serialized: false, m => m.Return(r => r.NameString("PPRS")))
+            .Method("_SRS", 1, serialized: false, m => m
+                .CreateDWordField(b => b.Arg0(), InterruptListOffset, "IRQW")
+                .Store(x => x.NameString("IRQW"), pir)));
+    }
 }

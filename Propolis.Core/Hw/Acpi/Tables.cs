@@ -150,10 +150,9 @@ public static class Fadt
 
     /// <summary>The FADT with <paramref name="facsAddress"/> and <paramref name="dsdtAddress"/>
     /// (the 32-bit FIRMWARE_CTRL, DSDT and X_DSDT fields) and a zero checksum.</summary>
-    /// <remarks>Following propolis: not hardware-reduced, a full PM1a/PM timer block, C2/C3
-    /// reported absent. Unlike propolis's SMI_CMD 0xB2 (which it does not decode), SMI_CMD,
-    /// ACPI_ENABLE and ACPI_DISABLE are zero: the machine has no SMM and is always in ACPI mode,
-    /// so the OS never waits for a mode switch nobody performs. No GPE block: nothing raises GPEs.</remarks>
+    /// <remarks>Following propolis: not hardware-reduced, a full PM1a/PM timer block, GPE0 at
+    /// 0xAFE0, SMI_CMD 0xB2 with ACPI_ENABLE 0xF1 / ACPI_DISABLE 0xF0 (the chipset sets SCI_EN on
+    /// the enable write), C2/C3 reported absent.</remarks>
     public static byte[] Build(AcpiPlatform p, uint facsAddress, ulong dsdtAddress)
     {
         var t = new byte[Size];
@@ -162,12 +161,20 @@ public static class Fadt
         BinaryPrimitives.WriteUInt32LittleEndian(s[FirmwareCtrl..], facsAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(s[Dsdt..], checked((uint)dsdtAddress));
         BinaryPrimitives.WriteUInt16LittleEndian(s[SciInt..], p.SciIrq);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[SmiCmd..], p.SmiCommandPort);
+        s[AcpiEnable] = p.SmiCommandPort == 0 ? (byte)0 : p.AcpiEnable;
+        s[AcpiDisable] = p.SmiCommandPort == 0 ? (byte)0 : p.AcpiDisable;
         BinaryPrimitives.WriteUInt32LittleEndian(s[Pm1aEvtBlk..], (uint)(p.PmBase + Pm1EvtOffset));
         BinaryPrimitives.WriteUInt32LittleEndian(s[Pm1aCntBlk..], (uint)(p.PmBase + Pm1CntOffset));
         BinaryPrimitives.WriteUInt32LittleEndian(s[PmTmrBlk..], (uint)(p.PmBase + PmTmrOffset));
         s[Pm1EvtLen] = 4;
         s[Pm1CntLen] = 2;
         s[PmTmrLen] = 4;
+        if (p.Gpe0BlockLength != 0)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(s[Gpe0Blk..], p.Gpe0Block);
+            s[Gpe0BlkLen] = p.Gpe0BlockLength;
+        }
         // "A value > 100 indicates the system does not support a C2 state"; > 1000 for C3.
         BinaryPrimitives.WriteUInt16LittleEndian(s[PLvl2Lat..], 101);
         BinaryPrimitives.WriteUInt16LittleEndian(s[PLvl3Lat..], 1001);
@@ -185,6 +192,10 @@ public static class Fadt
         Gas.WriteIo(s.Slice(XPm1aEvtBlk, Gas.Size), (ushort)(p.PmBase + Pm1EvtOffset), 32);
         Gas.WriteIo(s.Slice(XPm1aCntBlk, Gas.Size), (ushort)(p.PmBase + Pm1CntOffset), 16);
         Gas.WriteIo(s.Slice(XPmTmrBlk, Gas.Size), (ushort)(p.PmBase + PmTmrOffset), 32);
+        if (p.Gpe0BlockLength != 0)
+        {
+            Gas.WriteIo(s.Slice(XGpe0Blk, Gas.Size), p.Gpe0Block, (byte)(p.Gpe0BlockLength * 8));
+        }
         return t;
     }
 }
@@ -214,7 +225,7 @@ public static class Madt
     /// IRQs level-triggered active-high, and LINT1 as NMI on every processor.</summary>
     public static byte[] Build(AcpiPlatform p)
     {
-        var levelIrqs = new SortedSet<byte>(p.LinkIrqs) { p.SciIrq };
+        var levelIrqs = new SortedSet<byte>(p.PciLinkIrqs) { p.SciIrq };
         var t = new byte[Structures + 8 * p.CpuCount + 12 + 10 * (1 + levelIrqs.Count) + 6];
         SdtHeader.Write(t, "APIC", Revision);
         var s = t.AsSpan();

@@ -62,13 +62,13 @@ public sealed class AcpiTablesTests
         Assert.Equal((uint)t.Offsets["FACS"], BinaryPrimitives.ReadUInt32LittleEndian(f[Fadt.FirmwareCtrl..]));
         Assert.Equal((uint)t.Offsets["DSDT"], BinaryPrimitives.ReadUInt32LittleEndian(f[Fadt.Dsdt..]));
         Assert.Equal((ulong)t.Offsets["DSDT"], BinaryPrimitives.ReadUInt64LittleEndian(f[Fadt.XDsdt..]));
-        // SCI_INT 9; SMI_CMD, ACPI_ENABLE, ACPI_DISABLE zero (always in ACPI mode).
-        Assert.Equal("0900" + "00000000" + "0000", Convert.ToHexString(f.Slice(Fadt.SciInt, 8)));
-        // PM1a_EVT 0xB000, PM1b_EVT 0, PM1a_CNT 0xB004, PM1b_CNT 0, PM2_CNT 0, PM_TMR 0xB008, GPE0 0, GPE1 0.
-        Assert.Equal("00B00000" + "00000000" + "04B00000" + "00000000" + "00000000" + "08B00000" + "00000000" + "00000000",
+        // SCI_INT 9; SMI_CMD 0xB2, ACPI_ENABLE 0xF1, ACPI_DISABLE 0xF0 (the PIIX4 APM port sets SCI_EN).
+        Assert.Equal("0900" + "B2000000" + "F1F0", Convert.ToHexString(f.Slice(Fadt.SciInt, 8)));
+        // PM1a_EVT 0xB000, PM1b_EVT 0, PM1a_CNT 0xB004, PM1b_CNT 0, PM2_CNT 0, PM_TMR 0xB008, GPE0 0xAFE0, GPE1 0.
+        Assert.Equal("00B00000" + "00000000" + "04B00000" + "00000000" + "00000000" + "08B00000" + "E0AF0000" + "00000000",
             Convert.ToHexString(f.Slice(Fadt.Pm1aEvtBlk, 32)));
-        // PM1_EVT_LEN 4, PM1_CNT_LEN 2, PM2_CNT_LEN 0, PM_TMR_LEN 4, GPE0/GPE1 0.
-        Assert.Equal("040200040000", Convert.ToHexString(f.Slice(Fadt.Pm1EvtLen, 6)));
+        // PM1_EVT_LEN 4, PM1_CNT_LEN 2, PM2_CNT_LEN 0, PM_TMR_LEN 4, GPE0_BLK_LEN 4, GPE1 0.
+        Assert.Equal("040200040400", Convert.ToHexString(f.Slice(Fadt.Pm1EvtLen, 6)));
         Assert.Equal("6500" + "E903", Convert.ToHexString(f.Slice(Fadt.PLvl2Lat, 4))); // 101, 1001: no C2, no C3
         Assert.Equal("0700", Convert.ToHexString(f.Slice(Fadt.IapcBootArch, 2)));     // legacy devices, 8042, no VGA
         // WBINVD | PROC_C1 | SLP_BUTTON | RTC_S4 | TMR_VAL_EXT | RESET_REG_SUP.
@@ -79,7 +79,17 @@ public sealed class AcpiTablesTests
         Assert.Equal("01200000" + "00B0000000000000", Convert.ToHexString(f.Slice(Fadt.XPm1aEvtBlk, 12)));
         Assert.Equal("01100000" + "04B0000000000000", Convert.ToHexString(f.Slice(Fadt.XPm1aCntBlk, 12)));
         Assert.Equal("01200000" + "08B0000000000000", Convert.ToHexString(f.Slice(Fadt.XPmTmrBlk, 12)));
-        Assert.Equal(new string('0', 24), Convert.ToHexString(f.Slice(Fadt.XGpe0Blk, 12)));
+        Assert.Equal("01200000" + "E0AF000000000000", Convert.ToHexString(f.Slice(Fadt.XGpe0Blk, 12)));
+        Assert.Equal(new string('0', 24), Convert.ToHexString(f.Slice(Fadt.XGpe1Blk, 12)));
+    }
+
+    [Fact]
+    public void SmiCommandPortZeroMeansAlwaysInAcpiMode()
+    {
+        var f = Table(AcpiTables.Build(Platform() with { SmiCommandPort = 0, Gpe0BlockLength = 0 }), "FACP");
+        Assert.Equal("0900" + "00000000" + "0000", Convert.ToHexString(f.Slice(Fadt.SciInt, 8)));
+        Assert.Equal("00000000", Convert.ToHexString(f.Slice(Fadt.Gpe0Blk, 4)));
+        Assert.Equal(0, f[Fadt.Gpe0BlkLen]);
     }
 
     [Fact]
@@ -98,10 +108,10 @@ public sealed class AcpiTablesTests
             + "0008000001000000" + "0008010101000000"  // local APIC: UID 0/APIC 0, UID 1/APIC 1, enabled
             + "010C0000" + "0000C0FE" + "00000000"     // I/O APIC ID 0 at 0xFEC00000, GSI base 0
             + "020A0000" + "02000000" + "0000"         // IRQ0 → GSI2, conforming
-            + "020A0005" + "05000000" + "0D00"         // IRQ5 (LNKA) level, active-high
-            + "020A0009" + "09000000" + "0D00"         // IRQ9 (SCI, LNKB)
-            + "020A000A" + "0A000000" + "0D00"         // IRQ10 (LNKC)
-            + "020A000B" + "0B000000" + "0D00"         // IRQ11 (LNKD)
+            + "020A0005" + "05000000" + "0D00"         // IRQ5 (a PCI link IRQ) level, active-high
+            + "020A0009" + "09000000" + "0D00"         // IRQ9 (SCI)
+            + "020A000A" + "0A000000" + "0D00"         // IRQ10 (PCI link)
+            + "020A000B" + "0B000000" + "0D00"         // IRQ11 (PCI link)
             + "0406FF000001",                          // NMI on LINT1 of every processor
             Convert.ToHexString(Table(t, "APIC")[36..]));
     }
@@ -280,7 +290,8 @@ public sealed class AcpiTablesTests
     public void InvalidPlatformsAreRefused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => AcpiTables.Build(Platform(cpus: 0)));
-        Assert.Throws<ArgumentException>(() => AcpiTables.Build(Platform() with { LinkIrqs = [5, 9, 10] }));
+        Assert.Throws<ArgumentException>(() => AcpiTables.Build(Platform() with { PciLinkIrqs = [] }));
+        Assert.Throws<ArgumentException>(() => AcpiTables.Build(Platform() with { PciLinkIrqs = [16] }));
         Assert.Throws<ArgumentException>(() => AcpiTables.Build(Platform() with { Ecam = new AddressWindow(0xE000_0000, 0x1234) }));
         Assert.Throws<ArgumentException>(() => AcpiTables.Build(Platform() with { PciSlots = [new(3, PciIntxPins.IntA), new(3, PciIntxPins.IntB)] }));
     }

@@ -133,31 +133,82 @@ DefinitionBlock ("", "DSDT", 2, "PRPLIS", "PROPOLIS", 0x00000001)
             Device (LPC)
             {
                 Name (_ADR, 0x00010000)  // _ADR: Address
+                OperationRegion (PRR0, PCI_Config, 0x60, 0x04)
+                Field (PRR0, AnyAcc, NoLock, Preserve)
+                {
+                    PIRA,   8, 
+                    PIRB,   8, 
+                    PIRC,   8, 
+                    PIRD,   8
+                }
+
+                Method (PSTA, 1, NotSerialized)
+                {
+                    If ((Arg0 & 0x80))
+                    {
+                        Return (0x09)
+                    }
+                    Else
+                    {
+                        Return (0x0B)
+                    }
+                }
+
+                Method (PCRS, 1, Serialized)
+                {
+                    Name (BUF0, ResourceTemplate ()
+                    {
+                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, _Y00)
+                        {
+                            0x00000000,
+                        }
+                    })
+                    CreateDWordField (BUF0, \_SB.PCI0.LPC.PCRS._Y00._INT, IRQW)  // _INT: Interrupts
+                    If (!(Arg0 & 0x80))
+                    {
+                        IRQW = Arg0
+                    }
+
+                    Return (BUF0) /* \_SB_.PCI0.LPC_.PCRS.BUF0 */
+                }
+
+                Name (PPRS, ResourceTemplate ()
+                {
+                    Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
+                    {
+                        0x00000005,
+                        0x0000000A,
+                        0x0000000B,
+                    }
+                })
                 Device (LNKA)
                 {
                     Name (_HID, EisaId ("PNP0C0F") /* PCI Interrupt Link Device */)  // _HID: Hardware ID
                     Name (_UID, One)  // _UID: Unique ID
-                    Name (_STA, 0x0B)  // _STA: Status
-                    Name (_PRS, ResourceTemplate ()  // _PRS: Possible Resource Settings
+                    Method (_STA, 0, NotSerialized)  // _STA: Status
                     {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x00000005,
-                        }
-                    })
-                    Name (_CRS, ResourceTemplate ()  // _CRS: Current Resource Settings
-                    {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x00000005,
-                        }
-                    })
-                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
-                    {
+                        Return (PSTA (PIRA))
                     }
 
                     Method (_DIS, 0, NotSerialized)  // _DIS: Disable Device
                     {
+                        PIRA |= 0x80
+                    }
+
+                    Method (_CRS, 0, NotSerialized)  // _CRS: Current Resource Settings
+                    {
+                        Return (PCRS (PIRA))
+                    }
+
+                    Method (_PRS, 0, NotSerialized)  // _PRS: Possible Resource Settings
+                    {
+                        Return (PPRS) /* \_SB_.PCI0.LPC_.PPRS */
+                    }
+
+                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
+                    {
+                        CreateDWordField (Arg0, 0x05, IRQW)
+                        PIRA = IRQW /* \_SB_.PCI0.LPC_.LNKA._SRS.IRQW */
                     }
                 }
 
@@ -165,27 +216,30 @@ DefinitionBlock ("", "DSDT", 2, "PRPLIS", "PROPOLIS", 0x00000001)
                 {
                     Name (_HID, EisaId ("PNP0C0F") /* PCI Interrupt Link Device */)  // _HID: Hardware ID
                     Name (_UID, 0x02)  // _UID: Unique ID
-                    Name (_STA, 0x0B)  // _STA: Status
-                    Name (_PRS, ResourceTemplate ()  // _PRS: Possible Resource Settings
+                    Method (_STA, 0, NotSerialized)  // _STA: Status
                     {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x00000009,
-                        }
-                    })
-                    Name (_CRS, ResourceTemplate ()  // _CRS: Current Resource Settings
-                    {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x00000009,
-                        }
-                    })
-                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
-                    {
+                        Return (PSTA (PIRB))
                     }
 
                     Method (_DIS, 0, NotSerialized)  // _DIS: Disable Device
                     {
+                        PIRB |= 0x80
+                    }
+
+                    Method (_CRS, 0, NotSerialized)  // _CRS: Current Resource Settings
+                    {
+                        Return (PCRS (PIRB))
+                    }
+
+                    Method (_PRS, 0, NotSerialized)  // _PRS: Possible Resource Settings
+                    {
+                        Return (PPRS) /* \_SB_.PCI0.LPC_.PPRS */
+                    }
+
+                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
+                    {
+                        CreateDWordField (Arg0, 0x05, IRQW)
+                        PIRB = IRQW /* \_SB_.PCI0.LPC_.LNKB._SRS.IRQW */
                     }
                 }
 
@@ -193,27 +247,30 @@ DefinitionBlock ("", "DSDT", 2, "PRPLIS", "PROPOLIS", 0x00000001)
                 {
                     Name (_HID, EisaId ("PNP0C0F") /* PCI Interrupt Link Device */)  // _HID: Hardware ID
                     Name (_UID, 0x03)  // _UID: Unique ID
-                    Name (_STA, 0x0B)  // _STA: Status
-                    Name (_PRS, ResourceTemplate ()  // _PRS: Possible Resource Settings
+                    Method (_STA, 0, NotSerialized)  // _STA: Status
                     {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x0000000A,
-                        }
-                    })
-                    Name (_CRS, ResourceTemplate ()  // _CRS: Current Resource Settings
-                    {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x0000000A,
-                        }
-                    })
-                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
-                    {
+                        Return (PSTA (PIRC))
                     }
 
                     Method (_DIS, 0, NotSerialized)  // _DIS: Disable Device
                     {
+                        PIRC |= 0x80
+                    }
+
+                    Method (_CRS, 0, NotSerialized)  // _CRS: Current Resource Settings
+                    {
+                        Return (PCRS (PIRC))
+                    }
+
+                    Method (_PRS, 0, NotSerialized)  // _PRS: Possible Resource Settings
+                    {
+                        Return (PPRS) /* \_SB_.PCI0.LPC_.PPRS */
+                    }
+
+                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
+                    {
+                        CreateDWordField (Arg0, 0x05, IRQW)
+                        PIRC = IRQW /* \_SB_.PCI0.LPC_.LNKC._SRS.IRQW */
                     }
                 }
 
@@ -221,27 +278,30 @@ DefinitionBlock ("", "DSDT", 2, "PRPLIS", "PROPOLIS", 0x00000001)
                 {
                     Name (_HID, EisaId ("PNP0C0F") /* PCI Interrupt Link Device */)  // _HID: Hardware ID
                     Name (_UID, 0x04)  // _UID: Unique ID
-                    Name (_STA, 0x0B)  // _STA: Status
-                    Name (_PRS, ResourceTemplate ()  // _PRS: Possible Resource Settings
+                    Method (_STA, 0, NotSerialized)  // _STA: Status
                     {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x0000000B,
-                        }
-                    })
-                    Name (_CRS, ResourceTemplate ()  // _CRS: Current Resource Settings
-                    {
-                        Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )
-                        {
-                            0x0000000B,
-                        }
-                    })
-                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
-                    {
+                        Return (PSTA (PIRD))
                     }
 
                     Method (_DIS, 0, NotSerialized)  // _DIS: Disable Device
                     {
+                        PIRD |= 0x80
+                    }
+
+                    Method (_CRS, 0, NotSerialized)  // _CRS: Current Resource Settings
+                    {
+                        Return (PCRS (PIRD))
+                    }
+
+                    Method (_PRS, 0, NotSerialized)  // _PRS: Possible Resource Settings
+                    {
+                        Return (PPRS) /* \_SB_.PCI0.LPC_.PPRS */
+                    }
+
+                    Method (_SRS, 1, NotSerialized)  // _SRS: Set Resource Settings
+                    {
+                        CreateDWordField (Arg0, 0x05, IRQW)
+                        PIRD = IRQW /* \_SB_.PCI0.LPC_.LNKD._SRS.IRQW */
                     }
                 }
 

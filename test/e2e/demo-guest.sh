@@ -10,7 +10,8 @@
 #   initramfs.img   gzip'd cpio (newc) of busybox-static and the kernel modules for the devices a
 #                   propolis machine offers (virtio-pci, virtio-blk, virtio-net, virtio-rng, nvme,
 #                   ext4, vfat/iso9660 + code pages for cloud-init disks). Its /init mounts
-#                   /proc /sys /dev /dev/pts /tmp /run, loads the modules, prints the banner line
+#                   /proc /sys /dev /dev/pts /tmp /run, loads the drivers of the PCI and virtio
+#                   devices present (file systems load on demand), prints the banner line
 #                   "propolis demo guest" on the console and runs a root shell with job control
 #                   on it (prompt "~ # "), respawned when it exits. `poweroff` stops the guest.
 # --with TOOL,...   also put these programs (fio, iperf3, ...: installed with apt-get when missing)
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_rng nvme ext4 vfat nls_cp437 nls_iso8859_1 isofs)
+GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_rng nvme ext4 vfat nls_ascii nls_cp437 nls_iso8859_1 nls_utf8 isofs)
 # Debian packages of the programs --with knows by name; any other name must already be on PATH.
 declare -A TOOL_PACKAGE=([fio]=fio [iperf3]=iperf3 [stress-ng]=stress-ng)
 
@@ -83,9 +84,13 @@ fi
 e2e_log "building the demo guest's $name.img ($KERNEL_RELEASE${tools[*]:+, with ${tools[*]}})"
 stage=$(mktemp -d "$dir/.stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,root,mnt,etc,usr/bin,usr/sbin,usr/share/udhcpc}
+mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,root,mnt,etc,usr/bin,usr/sbin,etc/udhcpc}
 cp /bin/busybox "$stage/bin/busybox"
 e2e_modules_install "$stage" modules.load "${GUEST_MODULES[@]}"
+# modules.dep and modules.alias for the guest's modprobe (busybox's reads the text forms).
+cp "$KERNEL_TREE/lib/modules/$KERNEL_RELEASE"/modules.{builtin,builtin.modinfo,order} \
+    "$stage/lib/modules/$KERNEL_RELEASE/"
+depmod -b "$stage" "$KERNEL_RELEASE" || e2e_die "depmod failed on the guest's modules"
 
 # Programs added with --with, with every shared library the dynamic linker resolves for them
 # (copied to the same paths, so the program's own RUNPATH and the system's search paths work).
@@ -118,14 +123,14 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
-while read -r ko; do
-    case "$ko" in
-        # CPU-specific variants of crc32c/crct10dif: refused (ENODEV) where the CPU lacks the
-        # instructions, and the generic modules cover for them.
-        */arch/x86/crypto/*) insmod "$ko" 2>/dev/null ;;
-        *) insmod "$ko" || echo "demo guest: could not load $ko" > /dev/console ;;
-    esac
-done < /etc/modules.load
+# Drivers for the devices that are there (PCI first, then what sits on the virtio bus), as
+# udev's coldplug would; file systems and the rest are loaded on demand by the kernel.
+echo /bin/modprobe > /proc/sys/kernel/modprobe
+for bus in pci virtio; do
+    for alias in /sys/bus/$bus/devices/*/modalias; do
+        [ -f "$alias" ] && modprobe -q "$(cat "$alias")"
+    done
+done
 hostname propolis-demo
 ip link set lo up
 exec /bin/init
@@ -151,7 +156,7 @@ EOF
 echo 'root:x:0:0:root:/root:/bin/sh' > "$stage/etc/passwd"
 echo 'root:x:0:' > "$stage/etc/group"
 # For `udhcpc -i eth0`: apply the lease it gets.
-cat > "$stage/usr/share/udhcpc/default.script" <<'EOF'
+cat > "$stage/etc/udhcpc/default.script" <<'EOF'
 #!/bin/sh
 case "$1" in
     deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
@@ -163,7 +168,7 @@ case "$1" in
         for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done ;;
 esac
 EOF
-chmod 0755 "$stage/usr/share/udhcpc/default.script"
+chmod 0755 "$stage/etc/udhcpc/default.script"
 
 (cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) | gzip -9n > "$image.tmp"
 mv "$image.tmp" "$image"

@@ -152,6 +152,9 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
         var spec = _board.Kernel!;
         var boot = LinuxLoader.Load(_parts.Memory, _kernel, spec.Kernel, _initrd, spec.Cmdline);
         boot.ApplyTo(_parts.Vcpus[0]);
+        // Without firmware there is no ACPI MADT: the MP table is how the kernel finds the APs.
+        var leaf1 = Array.Find(_cpuid, e => e.Function == CpuidSpecializer.LeafFeatures);
+        MpTable.WriteTo(_parts.Memory, _board.Cpus, leaf1.Eax, leaf1.Edx);
         LogLoaded(_logger, spec.Kernel, boot.ProtocolVersion >> 8, boot.ProtocolVersion & 0xFF, _initrd.Length, spec.Cmdline);
     }
 

@@ -90,7 +90,7 @@ public sealed partial class VcpuRunner : IDisposable
     /// (HLT with RFLAGS.IF = 0: only NMI, INIT or SMI can wake it). With an in-kernel local
     /// APIC such a HLT never exits to user space, which is how a Linux guest without ACPI ends
     /// <c>poweroff</c> and <c>halt</c> (every CPU in <c>stop_this_cpu</c>). When every vCPU was
-    /// found so, one <see cref="VcpuEventKind.Halted"/> event is reported.</summary>
+    /// found so (or still waiting for INIT/SIPI), one <see cref="VcpuEventKind.Halted"/> event is reported.</summary>
     public void RequestHaltProbe()
     {
         if (_state != State.Running)
@@ -112,8 +112,11 @@ public sealed partial class VcpuRunner : IDisposable
         {
             return false;
         }
-        var halted = vcpu.GetMpState() == VcpuMpState.Halted
-            && (vcpu.GetGeneralRegisters().Rflags & X86.RFLAGS_IF) == 0;
+        // An AP still waiting for INIT/SIPI (the guest never started it, e.g. nosmp) counts as
+        // halted: once every other vCPU is, nobody is left to send it one.
+        var state = vcpu.GetMpState();
+        var halted = state is VcpuMpState.Uninitialized or VcpuMpState.InitReceived
+            || (state == VcpuMpState.Halted && (vcpu.GetGeneralRegisters().Rflags & X86.RFLAGS_IF) == 0);
         lock (_gate)
         {
             _haltedIrqsOff[index] = halted;

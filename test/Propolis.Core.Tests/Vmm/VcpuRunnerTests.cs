@@ -184,6 +184,18 @@ public sealed class VcpuRunnerTests : IDisposable
     }
 
     [Fact]
+    public void AnApNeverStartedCountsAsHaltedOnceTheBspIs()
+    {
+        _runner.Resume();
+        _v1.MpState = VcpuMpState.Uninitialized;
+        _runner.RequestHaltProbe();
+        Assert.False(_sink.Events.TryTake(out _, TimeSpan.FromMilliseconds(300)), "the BSP still runs");
+        _v0.MpState = VcpuMpState.Halted;
+        _runner.RequestHaltProbe();
+        Assert.Equal(VcpuEventKind.Halted, NextEvent().Kind);
+    }
+
+    [Fact]
     public void ThreadStartedRunsOnEachVcpuThreadAndAFailureIsFatal()
     {
         var v0 = new FakeVcpu(0);

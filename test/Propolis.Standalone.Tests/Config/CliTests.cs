@@ -126,6 +126,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void MoreMemoryThanTheHostHasIsRefusedBeforeAnythingStarts()
+    {
+        var kernel = _f.WriteText("vmlinuz", "a kernel");
+        var config = _f.WriteText("big.toml", $"""
+            [main]
+            name = "big"
+            cpus = 1
+            memory = 33554432
+            kernel = "{kernel}"
+            """);
+        var (code, _, stderr) = Run(config, "--console", _f.PathOf("ttya"));
+        Assert.Equal(1, code);
+        Assert.StartsWith("propolis-standalone: big: [main] memory = 33554432 MiB, but this host has only ", stderr);
+        Assert.EndsWith(" MiB of RAM; lower memory\n", stderr);
+        Assert.False(File.Exists(_f.PathOf("ttya")));
+    }
+
+    [Fact]
     public void WithoutKvmTheMessageSaysHowToGetIt()
     {
         var missing = _f.PathOf("no-kvm-here");

@@ -66,6 +66,10 @@ public interface IVm : IDisposable
     void RegisterIoEventFd(EventFd eventFd, IoEventSpace space, ulong address, int length, ulong? dataMatch);
 
     void UnregisterIoEventFd(EventFd eventFd, IoEventSpace space, ulong address, int length, ulong? dataMatch);
+
+    /// <summary>Puts the hypervisor's PICs, I/O APIC and PIT back in their power-on state
+    /// (for a machine reset; call with every vCPU paused).</summary>
+    void ResetInterruptControllers();
 }
 
 /// <summary>Multiprocessor state of a vCPU (KVM's mp_state; bhyve's run state).</summary>
@@ -109,6 +113,9 @@ public interface IVcpu : IDisposable
 
     void SetMsrs(ReadOnlySpan<MsrValue> msrs);
 
+    /// <summary>Sets one MSR; false if the hypervisor does not implement it.</summary>
+    bool TrySetMsr(uint index, ulong value);
+
     ulong GetMsr(uint index);
 
     VcpuMpState GetMpState();
@@ -118,6 +125,14 @@ public interface IVcpu : IDisposable
     /// <summary>Programs the local APIC's LINT0 as ExtINT (the 8259 PIC's output) and LINT1 as
     /// NMI, as a PC BIOS leaves them (Intel MP Spec 1.4 §3.6.2.2, virtual wire mode).</summary>
     void ConfigureLocalApicVirtualWire();
+
+    /// <summary>Records the vCPU's current architectural state (registers, FPU, local APIC,
+    /// pending events, MP state) as the state <see cref="Reset"/> returns to.</summary>
+    void SaveResetState();
+
+    /// <summary>Returns to the state recorded by <see cref="SaveResetState"/>. Call on a paused vCPU.</summary>
+    /// <exception cref="InvalidOperationException">No state was saved.</exception>
+    void Reset();
 
     /// <summary>A human-readable dump of registers, for fatal-error reports.</summary>
     string DumpState();

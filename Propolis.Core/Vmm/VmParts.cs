@@ -77,6 +77,17 @@ public sealed class VmParts : IDisposable
     public VcpuRunner CreateRunner(IVcpuEventSink sink, ILoggerFactory? loggerFactory = null) =>
         new(Vcpus, PortIo, Mmio, sink, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<VcpuRunner>());
 
+    /// <summary>Power-on state again for the interrupt controllers, PIT and every vCPU (guest
+    /// RAM and devices are the caller's). Pause the runner first; load the OS again after.</summary>
+    public void ResetProcessorsAndInterruptControllers()
+    {
+        Vm.ResetInterruptControllers();
+        foreach (var v in Vcpus)
+        {
+            X86CpuSetup.Reset(v);
+        }
+    }
+
     /// <summary>Releases vCPUs, then the VM, then guest memory. Stop the runner first.</summary>
     public void Dispose()
     {

@@ -36,5 +36,28 @@ public static class X86CpuSetup
         vcpu.SetFpu(FpuControl.Default);
         vcpu.ConfigureLocalApicVirtualWire();
         vcpu.SetMpState(vcpu.Id == 0 ? VcpuMpState.Runnable : VcpuMpState.Uninitialized);
+        vcpu.SaveResetState();
+    }
+
+    /// <summary>KVM paravirtual MSRs whose value 0 means "off" (Documentation/virt/kvm/x86/msr.rst):
+    /// kvmclock (both generations), async page faults, steal time and PV EOI. A guest that
+    /// enabled them has KVM writing into its memory; a reset must stop that.</summary>
+    private static readonly uint[] s_paravirtMsrsOffAtReset = [0x12, 0x4B56_4D01, 0x4B56_4D02, 0x4B56_4D03, 0x4B56_4D04];
+
+    public static ReadOnlySpan<uint> ParavirtMsrsOffAtReset => s_paravirtMsrsOffAtReset;
+
+    /// <summary>Returns a configured vCPU to its power-on state for a machine reset: the state
+    /// saved by <see cref="Configure"/>, the boot MSRs, and the hypervisor's paravirtual MSRs
+    /// switched off. Call with the vCPU paused; then load the OS again.</summary>
+    public static void Reset(IVcpu vcpu)
+    {
+        ArgumentNullException.ThrowIfNull(vcpu);
+        vcpu.Reset();
+        vcpu.SetMsrs(BootMsrs);
+        foreach (var msr in s_paravirtMsrsOffAtReset)
+        {
+            // Not every hypervisor implements every one; an absent MSR needs no switching off.
+            _ = vcpu.TrySetMsr(msr, 0);
+        }
     }
 }

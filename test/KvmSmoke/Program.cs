@@ -15,7 +15,7 @@ using Propolis.Core.Vmm.Kvm;
 
 if (args.Length >= 2 && args[0] == "boot")
 {
-    return BootLinux.Run(args[1], args.Length > 2 ? args[2] : "earlyprintk=serial,ttyS0 console=ttyS0 panic=-1",
+    return BootLinux.Run(args[1], args.Length > 2 ? args[2] : "earlyprintk=serial,ttyS0 console=ttyS0 panic=-1 reboot=t",
         args.Length > 3 ? ulong.Parse(args[3]) : 256, args.Length > 4 ? int.Parse(args[4]) : 300);
 }
 
@@ -290,6 +290,24 @@ void LongMode(KvmHypervisor hv, IReadOnlyList<CpuidEntry> supported)
     Thread.Sleep(100);
     runner.Pause();
     Check(true, "resume then pause again");
+
+    // Machine reset: interrupt controllers and vCPUs back to power-on, the OS loaded again;
+    // the same guest must run the same way, including the AP's INIT/SIPI start.
+    parts.ResetProcessorsAndInterruptControllers();
+    Check(ap.GetMpState() == VcpuMpState.Uninitialized && bsp.GetGeneralRegisters().Rip == 0xFFF0,
+        $"after reset the AP waits for SIPI again and the BSP is at the reset vector (RIP 0x{bsp.GetGeneralRegisters().Rip:X})");
+    LinuxLoader.Load(mem, image, "synthetic-bzImage", initrd, "console=ttyS0").ApplyTo(bsp);
+    while (events.TryTake(out _))
+    {
+    }
+    runner.Resume();
+    seen.Clear();
+    while (seen.Count < 8 && events.TryTake(out var e, TimeSpan.FromSeconds(20)))
+    {
+        seen.Add(e);
+    }
+    Check(string.Join(";", seen) == expected, $"after reset the guest runs again: {string.Join(";", seen)}");
+    runner.Pause();
     runner.Stop();
     Check(sink.Count == 0, $"no lifecycle events ({sink.Count})");
 }

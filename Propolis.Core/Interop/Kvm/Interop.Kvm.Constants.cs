@@ -23,6 +23,7 @@ internal static partial class Interop
         internal const int KVM_CAP_MAX_VCPUS = 66;
         internal const int KVM_CAP_SIGNAL_MSI = 77;
         internal const int KVM_CAP_IMMEDIATE_EXIT = 136;
+        internal const int KVM_CAP_VCPU_EVENTS = 41;
 
         // kvm_run.exit_reason
         internal const uint KVM_EXIT_UNKNOWN = 0;

@@ -44,10 +44,14 @@ internal static partial class Interop
         internal static readonly uint KVM_SET_IDENTITY_MAP_ADDR = _IOW(KVMIO, 0x48, sizeof(ulong));
         internal static readonly uint KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
         internal static readonly uint KVM_IRQ_LINE = _IOW(KVMIO, 0x61, sizeof(kvm_irq_level));
+        internal static readonly uint KVM_GET_IRQCHIP = _IOWR(KVMIO, 0x62, sizeof(kvm_irqchip));
+        internal static readonly uint KVM_SET_IRQCHIP = _IOR(KVMIO, 0x63, sizeof(kvm_irqchip)); // sic: _IOR in the kernel
         internal static readonly uint KVM_IRQ_LINE_STATUS = _IOWR(KVMIO, 0x67, sizeof(kvm_irq_level));
         internal static readonly uint KVM_SET_GSI_ROUTING = _IOW(KVMIO, 0x6a, sizeof(kvm_irq_routing));
         internal static readonly uint KVM_IRQFD = _IOW(KVMIO, 0x76, sizeof(kvm_irqfd));
         internal static readonly uint KVM_CREATE_PIT2 = _IOW(KVMIO, 0x77, sizeof(kvm_pit_config));
+        internal static readonly uint KVM_GET_PIT2 = _IOR(KVMIO, 0x9f, sizeof(kvm_pit_state2));
+        internal static readonly uint KVM_SET_PIT2 = _IOW(KVMIO, 0xa0, sizeof(kvm_pit_state2));
         internal static readonly uint KVM_IOEVENTFD = _IOW(KVMIO, 0x79, sizeof(kvm_ioeventfd));
         internal static readonly uint KVM_SIGNAL_MSI = _IOW(KVMIO, 0xa5, sizeof(kvm_msi));
 
@@ -68,5 +72,7 @@ internal static partial class Interop
         internal static readonly uint KVM_GET_CPUID2 = _IOWR(KVMIO, 0x91, sizeof(kvm_cpuid2));
         internal static readonly uint KVM_GET_MP_STATE = _IOR(KVMIO, 0x98, sizeof(kvm_mp_state));
         internal static readonly uint KVM_SET_MP_STATE = _IOW(KVMIO, 0x99, sizeof(kvm_mp_state));
+        internal static readonly uint KVM_GET_VCPU_EVENTS = _IOR(KVMIO, 0x9f, sizeof(kvm_vcpu_events));
+        internal static readonly uint KVM_SET_VCPU_EVENTS = _IOW(KVMIO, 0xa0, sizeof(kvm_vcpu_events));
     }
 }

@@ -300,3 +300,81 @@ internal struct kvm_signal_mask
 {
     public uint len;
 }
+
+/// <summary><c>struct kvm_irqchip</c>: the state of one in-kernel PIC or the I/O APIC, kept
+/// opaque (the 512-byte union) because this VMM only saves and restores it.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_irqchip
+{
+    public uint chip_id;
+    public uint pad;
+    public fixed byte chip[512];
+}
+
+/// <summary><c>struct kvm_pit_state2</c>, with the three channel states kept opaque.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_pit_state2
+{
+    public fixed byte channels[3 * 24];
+    public uint flags;
+    public fixed uint reserved[9];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct kvm_vcpu_events_exception
+{
+    public byte injected;
+    public byte nr;
+    public byte has_error_code;
+    public byte pending;
+    public uint error_code;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct kvm_vcpu_events_interrupt
+{
+    public byte injected;
+    public byte nr;
+    public byte soft;
+    public byte shadow;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct kvm_vcpu_events_nmi
+{
+    public byte injected;
+    public byte pending;
+    public byte masked;
+    public byte pad;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct kvm_vcpu_events_smi
+{
+    public byte smm;
+    public byte pending;
+    public byte smm_inside_nmi;
+    public byte latched_init;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct kvm_vcpu_events_triple_fault
+{
+    public byte pending;
+}
+
+/// <summary><c>struct kvm_vcpu_events</c>: pending and injected exceptions, interrupts, NMIs, SMIs.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_vcpu_events
+{
+    public kvm_vcpu_events_exception exception;
+    public kvm_vcpu_events_interrupt interrupt;
+    public kvm_vcpu_events_nmi nmi;
+    public uint sipi_vector;
+    public uint flags;
+    public kvm_vcpu_events_smi smi;
+    public kvm_vcpu_events_triple_fault triple_fault;
+    public fixed byte reserved[26];
+    public byte exception_has_payload;
+    public ulong exception_payload;
+}

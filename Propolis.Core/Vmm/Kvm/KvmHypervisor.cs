@@ -25,6 +25,7 @@ public sealed unsafe class KvmHypervisor : IHypervisor
         (K.KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"),
         (K.KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI"),
         (K.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"),
+        (K.KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"),
     ];
 
     private readonly SafeFdHandle _kvm;

@@ -24,6 +24,18 @@ public sealed unsafe class KvmVcpu : IVcpu
     private readonly int _mmapSize;
     private kvm_run* _run;
     private int _tid;
+    private ResetState? _resetState;
+
+    /// <summary>What <see cref="Reset"/> restores.</summary>
+    private sealed class ResetState
+    {
+        public kvm_regs Regs;
+        public kvm_sregs Sregs;
+        public kvm_fpu Fpu;
+        public kvm_lapic_state Lapic;
+        public kvm_vcpu_events Events;
+        public kvm_mp_state MpState;
+    }
 
     private KvmVcpu(int id, SafeFdHandle fd, kvm_run* run, int mmapSize)
     {
@@ -272,6 +284,58 @@ public sealed unsafe class KvmVcpu : IVcpu
         finally
         {
             NativeMemory.Free(buffer);
+        }
+    }
+
+    public bool TrySetMsr(uint index, ulong value)
+    {
+        var buffer = stackalloc byte[sizeof(kvm_msrs) + sizeof(kvm_msr_entry)];
+        new Span<byte>(buffer, sizeof(kvm_msrs) + sizeof(kvm_msr_entry)).Clear();
+        ((kvm_msrs*)buffer)->nmsrs = 1;
+        var entry = (kvm_msr_entry*)(buffer + sizeof(kvm_msrs));
+        entry->index = index;
+        entry->data = value;
+        return CheckIo(Sys.Ioctl(_fd, K.KVM_SET_MSRS, buffer), "KVM_SET_MSRS") == 1;
+    }
+
+    public void SaveResetState()
+    {
+        var s = new ResetState();
+        fixed (kvm_regs* regs = &s.Regs)
+        fixed (kvm_sregs* sregs = &s.Sregs)
+        fixed (kvm_fpu* fpu = &s.Fpu)
+        fixed (kvm_lapic_state* lapic = &s.Lapic)
+        fixed (kvm_vcpu_events* events = &s.Events)
+        fixed (kvm_mp_state* mp = &s.MpState)
+        {
+            CheckIo(Sys.Ioctl(_fd, K.KVM_GET_REGS, regs), "KVM_GET_REGS");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_GET_SREGS, sregs), "KVM_GET_SREGS");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_GET_FPU, fpu), "KVM_GET_FPU");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_GET_LAPIC, lapic), "KVM_GET_LAPIC");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_GET_VCPU_EVENTS, events), "KVM_GET_VCPU_EVENTS");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_GET_MP_STATE, mp), "KVM_GET_MP_STATE");
+        }
+        _resetState = s;
+    }
+
+    public void Reset()
+    {
+        var s = _resetState ?? throw new InvalidOperationException($"vCPU {Id} has no saved reset state (call SaveResetState after configuring it)");
+        // Control registers and EFER first, so that the rest is interpreted in the reset mode;
+        // the MP state last, so that an AP goes back to waiting for INIT/SIPI.
+        fixed (kvm_regs* regs = &s.Regs)
+        fixed (kvm_sregs* sregs = &s.Sregs)
+        fixed (kvm_fpu* fpu = &s.Fpu)
+        fixed (kvm_lapic_state* lapic = &s.Lapic)
+        fixed (kvm_vcpu_events* events = &s.Events)
+        fixed (kvm_mp_state* mp = &s.MpState)
+        {
+            CheckIo(Sys.Ioctl(_fd, K.KVM_SET_SREGS, sregs), "KVM_SET_SREGS");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_SET_REGS, regs), "KVM_SET_REGS");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_SET_FPU, fpu), "KVM_SET_FPU");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_SET_LAPIC, lapic), "KVM_SET_LAPIC");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_SET_VCPU_EVENTS, events), "KVM_SET_VCPU_EVENTS");
+            CheckIo(Sys.Ioctl(_fd, K.KVM_SET_MP_STATE, mp), "KVM_SET_MP_STATE");
         }
     }
 

@@ -19,6 +19,8 @@ public sealed unsafe class KvmVm : IVm
     private readonly List<kvm_irq_routing_entry> _routes;
     private uint _nextMsiGsi = IoApicPins;
     private readonly IIrqLine[] _lines = new IIrqLine[IoApicPins];
+    private readonly kvm_irqchip[] _powerOnChips = new kvm_irqchip[3];
+    private kvm_pit_state2 _powerOnPit;
 
     private KvmVm(KvmHypervisor hypervisor, SafeFdHandle vm)
     {
@@ -70,6 +72,29 @@ public sealed unsafe class KvmVm : IVm
         var pit = new kvm_pit_config { flags = K.KVM_PIT_SPEAKER_DUMMY };
         CheckIo(Sys.Ioctl(_vm, K.KVM_CREATE_PIT2, &pit), "KVM_CREATE_PIT2");
         CommitRoutes();
+
+        // The power-on state of the emulated PICs, I/O APIC and PIT, for machine resets.
+        for (var chip = 0u; chip < _powerOnChips.Length; chip++)
+        {
+            var state = new kvm_irqchip { chip_id = chip };
+            CheckIo(Sys.Ioctl(_vm, K.KVM_GET_IRQCHIP, &state), "KVM_GET_IRQCHIP");
+            _powerOnChips[chip] = state;
+        }
+        fixed (kvm_pit_state2* pitState = &_powerOnPit)
+        {
+            CheckIo(Sys.Ioctl(_vm, K.KVM_GET_PIT2, pitState), "KVM_GET_PIT2");
+        }
+    }
+
+    public void ResetInterruptControllers()
+    {
+        for (var chip = 0; chip < _powerOnChips.Length; chip++)
+        {
+            var state = _powerOnChips[chip];
+            CheckIo(Sys.Ioctl(_vm, K.KVM_SET_IRQCHIP, &state), "KVM_SET_IRQCHIP");
+        }
+        var pitState = _powerOnPit;
+        CheckIo(Sys.Ioctl(_vm, K.KVM_SET_PIT2, &pitState), "KVM_SET_PIT2");
     }
 
     /// <summary>The PC routing KVM installs by default, made explicit: GSI n drives I/O APIC pin n

@@ -41,6 +41,9 @@ public class NativeLayoutTests
         (typeof(kvm_lapic_state), "struct kvm_lapic_state"),
         (typeof(kvm_mp_state), "struct kvm_mp_state"),
         (typeof(kvm_signal_mask), "struct kvm_signal_mask"),
+        (typeof(kvm_irqchip), "struct kvm_irqchip"),
+        (typeof(kvm_pit_state2), "struct kvm_pit_state2"),
+        (typeof(kvm_vcpu_events), "struct kvm_vcpu_events"),
         (typeof(sigset_t), "sigset_t"),
         (typeof(timespec), "struct timespec"),
     ];

@@ -68,6 +68,15 @@ internal sealed class FakeVcpu(int id) : IVcpu
     public VcpuMpState GetMpState() => MpState;
     public void SetMpState(VcpuMpState state) => MpState = state;
     public void ConfigureLocalApicVirtualWire() => VirtualWire = true;
+    public readonly List<(uint, ulong)> MsrWrites = [];
+    public int ResetStateSaves, Resets;
+    public bool TrySetMsr(uint index, ulong value)
+    {
+        MsrWrites.Add((index, value));
+        return index != 0x12; // pretend the legacy kvmclock MSR is not implemented
+    }
+    public void SaveResetState() => ResetStateSaves++;
+    public void Reset() => Resets++;
     public void Dispose() => _signal.Dispose();
 }
 

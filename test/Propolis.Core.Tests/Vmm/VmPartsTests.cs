@@ -49,6 +49,7 @@ public class VmPartsTests
         }
 
         public void Dispose() => hv.Calls.Add("DisposeVm");
+        public void ResetInterruptControllers() => hv.Calls.Add("ResetInterruptControllers");
         public void SetIrqLine(uint gsi, bool asserted) { }
         public IIrqLine GetIrqLine(uint gsi) => throw new ArgumentOutOfRangeException(nameof(gsi));
         public bool SignalMsi(ulong address, uint data) => true;
@@ -77,10 +78,31 @@ public class VmPartsTests
                 Assert.True(v.VirtualWire);
                 Assert.Equal((ushort)0x37F, v.Fpu.Fcw);
                 Assert.Equal(id == 0 ? VcpuMpState.Runnable : VcpuMpState.Uninitialized, v.MpState);
+                Assert.Equal(1, v.ResetStateSaves); // saved after everything else was configured
             }
             Assert.Empty(parts.PortIo.Ranges);
         }
         Assert.Equal("DisposeVm", hv.Calls[^1]);
+    }
+
+    [Fact]
+    public void ResetRestoresEveryVcpuAndSwitchesParavirtMsrsOff()
+    {
+        var hv = new FakeHypervisor();
+        using var parts = VmParts.Create(hv, 32 << 20, 2);
+        foreach (var v in hv.Vm!.Vcpus)
+        {
+            v.Msrs = [];
+        }
+        parts.ResetProcessorsAndInterruptControllers();
+        Assert.Equal("ResetInterruptControllers", hv.Calls[^1]);
+        foreach (var v in hv.Vm.Vcpus)
+        {
+            Assert.Equal(1, v.Resets);
+            Assert.Equal(X86CpuSetup.BootMsrs.ToArray(), v.Msrs);
+            Assert.Equal(X86CpuSetup.ParavirtMsrsOffAtReset.ToArray(), v.MsrWrites.Select(w => w.Item1).ToArray());
+            Assert.All(v.MsrWrites, w => Assert.Equal(0UL, w.Item2));
+        }
     }
 
     [Fact]

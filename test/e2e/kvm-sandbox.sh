@@ -83,6 +83,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 # The sandbox image: the Debian kernel and an initramfs of busybox, the modules and our init.
 
+# From here on, a failure to prepare the sandbox is the sandbox's failure, not the command's.
+E2E_DIE_STATUS=125
 e2e_apt_need qemu-system-x86 busybox-static kmod cpio socat
 
 # Loaded first, in order: what the init needs to reach the host's files and its ports.

@@ -41,12 +41,20 @@ load_modules /etc/modules.load || fail "cannot load module $(cat /tmp-modules-fa
 
 mark "modules loaded"
 # virtio-serial ports by name, as udev would: /dev/virtio-ports/NAME.
+# A port's name arrives in a control message after the port itself: wait a little for them.
 mkdir -p /dev/virtio-ports
-for p in /sys/class/virtio-ports/vport*; do
-    [ -f "$p/name" ] || continue
-    ln -sf "../${p##*/}" "/dev/virtio-ports/$(cat "$p/name")"
+tries=0
+while :; do
+    for p in /sys/class/virtio-ports/vport*; do
+        name=$(cat "$p/name" 2>/dev/null)
+        [ -n "$name" ] && ln -sfn "../${p##*/}" "/dev/virtio-ports/$name"
+    done
+    [ -e /dev/virtio-ports/ctl ] && [ -e /dev/virtio-ports/stdout ] && [ -e /dev/virtio-ports/stderr ] && break
+    tries=$((tries + 1))
+    [ $tries -lt 50 ] || fail "the virtio-serial ports ctl, stdout and stderr did not show up"
+    sleep 0.1
 done
-[ -e /dev/virtio-ports/ctl ] && ctl=/dev/virtio-ports/ctl
+ctl=/dev/virtio-ports/ctl
 
 job=
 for arg in $(cat /proc/cmdline); do

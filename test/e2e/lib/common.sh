@@ -18,7 +18,7 @@ E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 E2E_OUT=${E2E_OUT:-$E2E_ROOT/out}
 
 e2e_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-e2e_die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+e2e_die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit "${E2E_DIE_STATUS:-1}"; }
 
 _e2e_apt_updated=0
 _e2e_apt_update() {
@@ -80,7 +80,7 @@ e2e_kernel_ensure() {
         rm -rf "$dir" && mkdir -p "$dir/deb"
         (cd "$dir/deb" && apt-get download "$pkg" >/dev/null 2>&1) \
             || { _e2e_apt_update; (cd "$dir/deb" && apt-get download "$pkg" >/dev/null 2>&1); } \
-            || e2e_die "apt-get download $pkg failed (is it still in the archive? set E2E_KERNEL_PACKAGE)"
+            || { rm -rf "$dir"; e2e_die "apt-get download $pkg failed (is it still in the archive? set E2E_KERNEL_PACKAGE)"; }
         local deb
         deb=$(ls "$dir"/deb/*.deb 2>/dev/null | head -n1)
         [ -n "$deb" ] || e2e_die "apt-get download $pkg left no .deb"

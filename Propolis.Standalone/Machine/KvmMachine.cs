@@ -34,7 +34,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
     private VcpuRunner? _runner;
 
     private KvmMachine(IHypervisor hypervisor, BoardSpec board, byte[] kernel, byte[] initrd, CpuidEntry[] cpuid,
-        IVcpuEventSink sink, ILoggerFactory loggerFactory)
+        IVcpuEventSink sink, Action guestReset, ILoggerFactory loggerFactory)
     {
         _hypervisor = hypervisor;
         _board = board;
@@ -47,7 +47,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
         _parts = CreateParts();
         ComPorts = ComPorts.Create(RegisterPorts, irq => IrqLine(irq));
         RegisterPorts(KeyboardControllerResetPort.CommandPort, 1,
-            new KeyboardControllerResetPort(() => _sink.OnVcpuEvent(new VcpuEvent(-1, VcpuEventKind.Reset, "keyboard controller reset (0xFE to port 0x64)"))),
+            new KeyboardControllerResetPort(guestReset),
             "i8042 reset line");
         LoadKernel();
     }
@@ -59,7 +59,9 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
 
     /// <summary>Builds the machine; the guest does not run until the instance starts it.</summary>
     /// <exception cref="MachineException">Something a person can fix (the message says what).</exception>
-    public static KvmMachine Create(IHypervisor hypervisor, BoardSpec board, IVcpuEventSink sink, ILoggerFactory loggerFactory)
+    /// <param name="sink">Receives the vCPUs' events.</param>
+    /// <param name="guestReset">Called (on a vCPU thread) when the guest pulls the reset line.</param>
+    public static KvmMachine Create(IHypervisor hypervisor, BoardSpec board, IVcpuEventSink sink, Action guestReset, ILoggerFactory loggerFactory)
     {
         var kernelSpec = board.Kernel ?? throw new MachineException("[main] has no kernel to boot");
         var kernel = ReadFile(kernelSpec.Kernel, "kernel");
@@ -88,7 +90,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
         }
         try
         {
-            return new KvmMachine(hypervisor, board, kernel, initrd, [.. cpuid], sink, loggerFactory);
+            return new KvmMachine(hypervisor, board, kernel, initrd, [.. cpuid], sink, guestReset, loggerFactory);
         }
         catch (KernelImageException e)
         {

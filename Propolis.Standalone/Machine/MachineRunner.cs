@@ -73,7 +73,9 @@ internal static partial class MachineRunner
             KvmMachine machine;
             try
             {
-                machine = KvmMachine.Create(hypervisor, board, sink, loggerFactory);
+                machine = KvmMachine.Create(hypervisor, board, sink,
+                    () => sink.Post(new InstanceEvent(InstanceEventKind.GuestReset, "keyboard controller reset (0xFE to port 0x64)")),
+                    loggerFactory);
             }
             catch (MachineException e)
             {

@@ -136,7 +136,6 @@ internal static class Cli
             return ExitSuccess;
         }
 
-        stderr.WriteLine($"{Program}: {config.Main.Name}: the configuration is valid, but this build cannot run it yet: the KVM machine is missing (use --check to inspect the configuration)");
-        return ExitRuntimeFailure;
+        return Machine.MachineRunner.Run(spec, logging, stderr, Program);
     }
 }

@@ -63,6 +63,11 @@ public sealed partial class VcpuRunner : IDisposable
     private int _generation;
     private int _parked;
     private int _live;
+    // Halt probe (see RequestHaltProbe): per vCPU, a probe is pending / it was last seen halted
+    // with interrupts off; the all-halted event is reported once.
+    private readonly int[] _probePending;
+    private readonly bool[] _haltedIrqsOff;
+    private int _allHaltedReported;
 
     public VcpuRunner(IReadOnlyList<IVcpu> vcpus, PortIoBus pio, MmioBus mmio, IVcpuEventSink sink, ILogger<VcpuRunner>? logger = null)
     {
@@ -73,6 +78,54 @@ public sealed partial class VcpuRunner : IDisposable
         _sink = sink ?? throw new ArgumentNullException(nameof(sink));
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _threads = new Thread[vcpus.Count];
+        _probePending = new int[vcpus.Count];
+        _haltedIrqsOff = new bool[vcpus.Count];
+    }
+
+    /// <summary>Called on each vCPU thread once, before it first enters the guest, with the vCPU
+    /// index (host CPU pinning goes here). An exception is reported as a fatal vCPU event.</summary>
+    public Action<int>? ThreadStarted { get; init; }
+
+    /// <summary>Kicks every vCPU and has it check whether it is halted with interrupts disabled
+    /// (HLT with RFLAGS.IF = 0: only NMI, INIT or SMI can wake it). With an in-kernel local
+    /// APIC such a HLT never exits to user space, which is how a Linux guest without ACPI ends
+    /// <c>poweroff</c> and <c>halt</c> (every CPU in <c>stop_this_cpu</c>). When every vCPU was
+    /// found so (or still waiting for INIT/SIPI), one <see cref="VcpuEventKind.Halted"/> event is reported.</summary>
+    public void RequestHaltProbe()
+    {
+        if (_state != State.Running)
+        {
+            return;
+        }
+        for (var i = 0; i < _vcpus.Count; i++)
+        {
+            Volatile.Write(ref _probePending[i], 1);
+            _vcpus[i].Kick();
+        }
+    }
+
+    /// <summary>On the vCPU thread after a kick: records whether this vCPU is halted with
+    /// interrupts off; true if every vCPU now is (and nobody has reported it yet).</summary>
+    private bool ProbeHalt(IVcpu vcpu, int index)
+    {
+        if (Interlocked.Exchange(ref _probePending[index], 0) == 0)
+        {
+            return false;
+        }
+        // An AP still waiting for INIT/SIPI (the guest never started it, e.g. nosmp) counts as
+        // halted: once every other vCPU is, nobody is left to send it one.
+        var state = vcpu.GetMpState();
+        var halted = state is VcpuMpState.Uninitialized or VcpuMpState.InitReceived
+            || (state == VcpuMpState.Halted && (vcpu.GetGeneralRegisters().Rflags & X86.RFLAGS_IF) == 0);
+        lock (_gate)
+        {
+            _haltedIrqsOff[index] = halted;
+            if (!halted || Array.IndexOf(_haltedIrqsOff, false) >= 0)
+            {
+                return false;
+            }
+        }
+        return Interlocked.Exchange(ref _allHaltedReported, 1) == 0;
     }
 
     /// <summary>Starts the vCPU threads, parked. Call <see cref="Resume"/> to enter the guest.</summary>
@@ -89,7 +142,8 @@ public sealed partial class VcpuRunner : IDisposable
         for (var i = 0; i < _vcpus.Count; i++)
         {
             var vcpu = _vcpus[i];
-            _threads[i] = new Thread(() => ThreadMain(vcpu))
+            var index = i;
+            _threads[i] = new Thread(() => ThreadMain(vcpu, index))
             {
                 Name = "vcpu" + vcpu.Id.ToString(CultureInfo.InvariantCulture),
                 IsBackground = true,
@@ -161,16 +215,17 @@ public sealed partial class VcpuRunner : IDisposable
         }
     }
 
-    private void ThreadMain(IVcpu vcpu)
+    private void ThreadMain(IVcpu vcpu, int index)
     {
         var selfParkedAt = -1; // generation in which this vCPU parked itself after an event
         try
         {
             vcpu.BindToCurrentThread();
+            ThreadStarted?.Invoke(index);
         }
-        catch (Exception e) when (e is IOException or HypervisorException)
+        catch (Exception e)
         {
-            Report(vcpu, VcpuEventKind.Fatal, $"vCPU {vcpu.Id} could not bind to its thread: {e.Message}");
+            Report(vcpu, VcpuEventKind.Fatal, $"vCPU {vcpu.Id} could not be set up on its thread: {e.Message}");
             selfParkedAt = int.MaxValue;
         }
 
@@ -202,7 +257,12 @@ public sealed partial class VcpuRunner : IDisposable
             try
             {
                 var exit = vcpu.Run();
-                if (Dispatch(ref exit, out kind, out detail))
+                if (exit.Kind == VcpuExitKind.Interrupted && ProbeHalt(vcpu, index))
+                {
+                    kind = VcpuEventKind.Halted;
+                    detail = "every vCPU is halted with interrupts disabled (the guest halted or powered off)";
+                }
+                else if (Dispatch(ref exit, out kind, out detail))
                 {
                     continue;
                 }

@@ -82,6 +82,8 @@ public static class X86
     public const ulong EFER_LME = 1UL << 8;
     public const ulong EFER_LMA = 1UL << 10;
     public const ulong RFLAGS_RESERVED1 = 1UL << 1;
+    /// <summary>RFLAGS.IF: maskable interrupts enabled (Intel SDM Vol. 1 §3.4.3.3).</summary>
+    public const ulong RFLAGS_IF = 1UL << 9;
 
     // MSR indices (Intel SDM Vol. 4, Table 2-2).
     public const uint MSR_IA32_TSC = 0x10;

@@ -51,14 +51,15 @@ internal sealed class FakeVcpu(int id) : IVcpu
 
     public string DumpState() => $"FAKE DUMP {id}";
 
-    public GeneralRegisters GetGeneralRegisters() => default;
+    public ulong Rflags = X86.RFLAGS_RESERVED1;
+    public GeneralRegisters GetGeneralRegisters() => new() { Rflags = Rflags };
     public void SetGeneralRegisters(in GeneralRegisters regs) { }
     public SpecialRegisters GetSpecialRegisters() => default;
     public void SetSpecialRegisters(in SpecialRegisters sregs) { }
     public void SetFpu(in FpuControl fpu) => Fpu = fpu;
     public CpuidEntry[] Cpuid = [];
     public MsrValue[] Msrs = [];
-    public VcpuMpState MpState = VcpuMpState.Runnable;
+    public volatile VcpuMpState MpState = VcpuMpState.Runnable;
     public bool VirtualWire;
     public FpuControl Fpu;
     public void SetCpuid(ReadOnlySpan<CpuidEntry> entries) => Cpuid = entries.ToArray();
@@ -169,6 +170,69 @@ public sealed class VcpuRunnerTests : IDisposable
         Assert.Equal([0xEE, 0xEE, 0xEE, 0xEE], mmioBuffer);
         Assert.NotEqual(0, _v0.BoundThread);
         Assert.NotEqual(_v0.BoundThread, _v1.BoundThread);
+    }
+
+    [Fact]
+    public void HaltProbeReportsOnceWhenEveryVcpuIsHaltedWithInterruptsOff()
+    {
+        _runner.Resume();
+        // vCPU 0 halted with interrupts off (stop_this_cpu); vCPU 1 idle in HLT with IF=1.
+        _v0.MpState = VcpuMpState.Halted;
+        _v1.MpState = VcpuMpState.Halted;
+        _v1.Rflags = X86.RFLAGS_RESERVED1 | X86.RFLAGS_IF;
+        _runner.RequestHaltProbe();
+        Assert.False(_sink.Events.TryTake(out _, TimeSpan.FromMilliseconds(300)), "an idle vCPU is not a halted guest");
+
+        _v1.Rflags = X86.RFLAGS_RESERVED1;
+        _runner.RequestHaltProbe();
+        var e = NextEvent();
+        Assert.Equal(VcpuEventKind.Halted, e.Kind);
+        Assert.Contains("every vCPU is halted", e.Detail);
+        _runner.RequestHaltProbe();
+        Assert.False(_sink.Events.TryTake(out _, TimeSpan.FromMilliseconds(300)), "reported twice");
+    }
+
+    [Fact]
+    public void AnApNeverStartedCountsAsHaltedOnceTheBspIs()
+    {
+        _runner.Resume();
+        _v1.MpState = VcpuMpState.Uninitialized;
+        _runner.RequestHaltProbe();
+        Assert.False(_sink.Events.TryTake(out _, TimeSpan.FromMilliseconds(300)), "the BSP still runs");
+        _v0.MpState = VcpuMpState.Halted;
+        _runner.RequestHaltProbe();
+        Assert.Equal(VcpuEventKind.Halted, NextEvent().Kind);
+    }
+
+    [Fact]
+    public void ThreadStartedRunsOnEachVcpuThreadAndAFailureIsFatal()
+    {
+        var v0 = new FakeVcpu(0);
+        var v1 = new FakeVcpu(1);
+        var sink = new QueueSink();
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
+        var runner = new VcpuRunner([v0, v1], _pio, _mmio, sink)
+        {
+            ThreadStarted = i =>
+            {
+                seen[i] = Environment.CurrentManagedThreadId;
+                if (i == 1)
+                    throw new HypervisorException("cannot pin");
+            },
+        };
+        runner.Start();
+        try
+        {
+            Assert.Equal([0, 1], seen.Keys.Order());
+            Assert.Equal(v0.BoundThread, seen[0]);
+            Assert.True(sink.Events.TryTake(out var e, Timeout));
+            Assert.Equal((1, VcpuEventKind.Fatal), (e!.VcpuId, e.Kind));
+            Assert.Contains("cannot pin", e.Detail);
+        }
+        finally
+        {
+            runner.Stop();
+        }
     }
 
     [Fact]

@@ -110,12 +110,48 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public void WithoutCheckAValidConfigSaysTheMachineIsMissingAndExitsOne()
+    public void WithoutCheckDevicesThisBuildCannotRunAreNamedAndNothingStarts()
     {
-        var (code, stdout, stderr) = Run(WriteSeed());
+        var (code, stdout, stderr) = Run(WriteSeed(), "--console", _f.PathOf("ttya"));
         Assert.Equal(1, code);
         Assert.Equal("", stdout);
-        Assert.Equal("propolis-standalone: testvm: the configuration is valid, but this build cannot run it yet: the KVM machine is missing (use --check to inspect the configuration)\n", stderr);
+        var lines = stderr.TrimEnd('\n').Split('\n');
+        Assert.Equal(5, lines.Length);
+        Assert.StartsWith($"propolis-standalone: testvm: [main] bootrom = \"{_f.PathOf("OVMF_CODE.fd")}\": firmware boot is not supported by this build yet", lines[0]);
+        Assert.Equal("propolis-standalone: testvm: [dev.block0] (driver pci-nvme, block_dev type file) at pci-path 0.4.0: this build does not support this device yet", lines[1]);
+        Assert.Equal("propolis-standalone: testvm: [dev.block1] (driver pci-nvme, block_dev type crucible) at pci-path 0.5.0: this build does not support this device yet", lines[2]);
+        Assert.Equal("propolis-standalone: testvm: [dev.net0] (driver pci-virtio-viona) at pci-path 0.6.0: this build does not support this device yet", lines[3]);
+        Assert.Equal("propolis-standalone: testvm: nothing was started", lines[4]);
+        Assert.False(File.Exists(_f.PathOf("ttya")));
+    }
+
+    [Fact]
+    public void MoreMemoryThanTheHostHasIsRefusedBeforeAnythingStarts()
+    {
+        var kernel = _f.WriteText("vmlinuz", "a kernel");
+        var config = _f.WriteText("big.toml", $"""
+            [main]
+            name = "big"
+            cpus = 1
+            memory = 33554432
+            kernel = "{kernel}"
+            """);
+        var (code, _, stderr) = Run(config, "--console", _f.PathOf("ttya"));
+        Assert.Equal(1, code);
+        Assert.StartsWith("propolis-standalone: big: [main] memory = 33554432 MiB, but this host has only ", stderr);
+        Assert.EndsWith(" MiB of RAM; lower memory\n", stderr);
+        Assert.False(File.Exists(_f.PathOf("ttya")));
+    }
+
+    [Fact]
+    public void WithoutKvmTheMessageSaysHowToGetIt()
+    {
+        var missing = _f.PathOf("no-kvm-here");
+        var e = Assert.Throws<Propolis.Core.Vmm.HypervisorException>(() => Propolis.Core.Vmm.Kvm.KvmHypervisor.Open(missing));
+        var lines = Propolis.Standalone.Machine.MachineRunner.DescribeHypervisorFailure(e, missing, "propolis-standalone");
+        Assert.Equal(2, lines.Count);
+        Assert.StartsWith($"propolis-standalone: no {missing}:", lines[0]);
+        Assert.Contains("test/e2e/kvm-sandbox.sh --interactive -- propolis-standalone CONFIG", lines[1]);
     }
 
     [Theory]

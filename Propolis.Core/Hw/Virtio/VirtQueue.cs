@@ -98,10 +98,18 @@ public sealed unsafe class VirtQueue
     private readonly ILogger? _logger;
     private readonly Lock _usedLock = new();
 
-    // Host addresses of the rings while enabled.
-    private byte* _desc;
-    private byte* _avail;
-    private byte* _used;
+    /// <summary>Host addresses and size of the rings, fixed for one enablement. Replaced, never
+    /// mutated, so a thread still draining the queue while another resets it keeps a consistent
+    /// view of mapped memory (guest RAM stays mapped for the VM's life).</summary>
+    private sealed class Rings(byte* desc, byte* avail, byte* used, ushort size)
+    {
+        public readonly byte* Desc = desc;
+        public readonly byte* Avail = avail;
+        public readonly byte* Used = used;
+        public readonly ushort Size = size;
+    }
+
+    private volatile Rings? _rings;
     private volatile bool _enabled;
     private volatile bool _broken;
 
@@ -247,9 +255,7 @@ public sealed unsafe class VirtQueue
         }
         lock (_usedLock)
         {
-            _desc = (byte*)desc;
-            _avail = (byte*)avail;
-            _used = (byte*)used;
+            _rings = new Rings((byte*)desc, (byte*)avail, (byte*)used, Size);
             _nextAvail = 0;
             _nextUsed = 0;
             _broken = false;
@@ -264,7 +270,7 @@ public sealed unsafe class VirtQueue
         lock (_usedLock)
         {
             _enabled = false;
-            _desc = _avail = _used = null;
+            _rings = null;
             _generation++;
         }
     }
@@ -290,12 +296,13 @@ public sealed unsafe class VirtQueue
         chain = default;
         while (true)
         {
-            if (!_enabled || _broken)
+            var r = _rings;
+            if (r is null || _broken)
             {
                 return _broken ? PopResult.Broken : PopResult.Empty;
             }
-            var size = Size;
-            var availIdx = ReadAvailIdx();
+            var size = r.Size;
+            var availIdx = ReadAvailIdx(r);
             var pending = (ushort)(availIdx - _nextAvail);
             if (pending == 0)
             {
@@ -308,14 +315,14 @@ public sealed unsafe class VirtQueue
             }
             // The ring entry is read after avail.idx (the acquire in ReadAvailIdx, §2.7.13.3 pairs
             // with the driver's write barrier before it updates idx).
-            var head = Unsafe.ReadUnaligned<ushort>(_avail + 4 + 2 * (_nextAvail & (size - 1)));
+            var head = Unsafe.ReadUnaligned<ushort>(r.Avail + 4 + 2 * (_nextAvail & (size - 1)));
             _nextAvail++;
             if (head >= size)
             {
                 Break($"head descriptor index {head} is not below the queue size {size}");
                 return PopResult.Broken;
             }
-            var error = WalkChain(head, segments, out var count, out var readable, out var writable);
+            var error = WalkChain(r, head, segments, out var count, out var readable, out var writable);
             if (error == ChainError.None)
             {
                 chain = new DescriptorChain(head, count, readable, writable);
@@ -350,13 +357,13 @@ public sealed unsafe class VirtQueue
         _events.QueueNeedsReset(this);
     }
 
-    private ChainError WalkChain(ushort head, Span<ChainSegment> segments, out int count, out uint readable, out uint writable)
+    private ChainError WalkChain(Rings r, ushort head, Span<ChainSegment> segments, out int count, out uint readable, out uint writable)
     {
         count = 0;
         readable = writable = 0;
         ulong total = 0;
-        var table = _desc;
-        uint tableSize = Size;
+        var table = r.Desc;
+        uint tableSize = r.Size;
         uint budget = tableSize;   // descriptors we may still visit in this table: more means a loop
         uint index = head;
         var inIndirect = false;
@@ -428,30 +435,31 @@ public sealed unsafe class VirtQueue
         bool interrupt;
         lock (_usedLock)
         {
-            if (!_enabled || _broken || generation != _generation)
+            var r = _rings;
+            if (r is null || _broken || generation != _generation)
             {
                 return false;
             }
-            var size = Size;
+            var size = r.Size;
             var old = _nextUsed;
-            var elem = _used + 4 + 8 * (old & (size - 1));
+            var elem = r.Used + 4 + 8 * (old & (size - 1));
             Unsafe.WriteUnaligned(elem, (uint)head);
             Unsafe.WriteUnaligned(elem + 4, written);
             var now = (ushort)(old + 1);
             _nextUsed = now;
             // §2.7.14: the element is visible before the index (release store).
-            Volatile.Write(ref Unsafe.AsRef<ushort>(_used + 2), now);
+            Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used + 2), now);
             // §2.7.10: the index store must be ordered before reading used_event / avail.flags,
             // or the device can miss a driver that just re-enabled interrupts (store-load fence).
             Interlocked.MemoryBarrier();
             if (EventIdx)
             {
-                var usedEvent = Volatile.Read(ref Unsafe.AsRef<ushort>(_avail + 4 + 2 * size));
+                var usedEvent = Volatile.Read(ref Unsafe.AsRef<ushort>(r.Avail + 4 + 2 * size));
                 interrupt = NeedEvent(usedEvent, now, old);
             }
             else
             {
-                interrupt = (Volatile.Read(ref Unsafe.AsRef<ushort>(_avail)) & RingFlags.AvailNoInterrupt) == 0;
+                interrupt = (Volatile.Read(ref Unsafe.AsRef<ushort>(r.Avail)) & RingFlags.AvailNoInterrupt) == 0;
             }
         }
         if (interrupt)
@@ -471,11 +479,12 @@ public sealed unsafe class VirtQueue
     /// VIRTQ_USED_F_NO_NOTIFY (§2.7.7.1); with EVENT_IDX, not moving avail_event suppresses notifications.</summary>
     public void DisableNotification()
     {
-        if (!_enabled || _broken || EventIdx)
+        var r = _rings;
+        if (r is null || _broken || EventIdx)
         {
             return;
         }
-        Volatile.Write(ref Unsafe.AsRef<ushort>(_used), RingFlags.UsedNoNotify);
+        Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used), RingFlags.UsedNoNotify);
     }
 
     /// <summary>The device drained the queue and wants the next notification: clears NO_NOTIFY or
@@ -483,24 +492,25 @@ public sealed unsafe class VirtQueue
     /// full fence. Returns true if buffers arrived meanwhile, in which case the device must drain again.</summary>
     public bool EnableNotification()
     {
-        if (!_enabled || _broken)
+        var r = _rings;
+        if (r is null || _broken)
         {
             return false;
         }
         if (EventIdx)
         {
-            Volatile.Write(ref Unsafe.AsRef<ushort>(_used + 4 + 8 * Size), _nextAvail);
+            Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used + 4 + 8 * r.Size), _nextAvail);
         }
         else
         {
-            Volatile.Write(ref Unsafe.AsRef<ushort>(_used), (ushort)0);
+            Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used), (ushort)0);
         }
         Interlocked.MemoryBarrier();
-        return ReadAvailIdx() != _nextAvail;
+        return ReadAvailIdx(r) != _nextAvail;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ushort ReadAvailIdx() => Volatile.Read(ref Unsafe.AsRef<ushort>(_avail + 2));
+    private static ushort ReadAvailIdx(Rings r) => Volatile.Read(ref Unsafe.AsRef<ushort>(r.Avail + 2));
 
     private static bool IsPowerOfTwo(uint v) => v != 0 && (v & (v - 1)) == 0;
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Propolis.Core.Block;
 using Propolis.Core.Memory;
 
 namespace Propolis.Core.Hw.Virtio;
@@ -84,8 +85,9 @@ public static class VirtioBlockSpec
 }
 
 /// <summary>The virtio-blk device logic (virtio 1.2 §5.2) over one request queue: parses requests
-/// from validated descriptor chains, submits them to an <see cref="IVirtioBlockBackend"/> and
-/// completes them into the used ring from whatever thread the backend finishes on.</summary>
+/// from validated descriptor chains, submits them to an <see cref="IBlockBackend"/> through a
+/// <see cref="BlockAttachment"/> and completes them into the used ring from whatever thread the
+/// backend finishes on.</summary>
 /// <remarks>
 /// Request framing does not depend on descriptor boundaries (§2.7.4, VIRTIO_F_ANY_LAYOUT): the
 /// 16-byte header is the start of the device-readable bytes, the status is the last device-writable
@@ -93,28 +95,43 @@ public static class VirtioBlockSpec
 /// does not know, DISCARD with the unmap flag, or more discard segments than max_discard_seg get
 /// VIRTIO_BLK_S_UNSUPP; a sector range past the capacity, a length that is not a whole number of
 /// blocks, a write/discard/write-zeroes on a read-only disk, a short header or a backend failure get
-/// VIRTIO_BLK_S_IOERR; a chain without a device-writable byte for the status cannot be answered and
+/// VIRTIO_BLK_S_IOERR (a backend's <see cref="BlockResult.Unsupported"/> becomes VIRTIO_BLK_S_UNSUPP); a chain without a device-writable byte for the status cannot be answered and
 /// is returned with 0 bytes written (<see cref="ChainError.DeviceRejected"/>). The used length is the
 /// bytes written into the driver's buffers: data plus status for IN and GET_ID, 1 otherwise.
 /// Hot paths (notify, parse, submit, complete) allocate nothing.
+/// <para>In-flight bookkeeping is per descriptor head; a request's <see cref="BlockRequest.Tag"/>
+/// carries the head and the queue generation, so a completion that arrives after a device reset
+/// is dropped without touching the new rings or the new request that reuses its head. The
+/// attachment's pool holds twice the queue size, so requests stranded by a reset do not starve
+/// the next driver; should the pool still run dry, the request fails with VIRTIO_BLK_S_IOERR.</para>
 /// </remarks>
-public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
+public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockCompletionHandler
 {
-    private readonly IVirtioBlockBackend _backend;
+    private struct InFlight
+    {
+        public ulong StatusAddress;
+        public int Generation;
+        public int Busy;
+    }
+
+    private readonly BlockAttachment _attachment;
+    private readonly BlockDeviceInfo _info;
     private readonly IVirtQueueEvents _transport;
     private readonly ILogger? _logger;
     private readonly VirtQueue[] _queues;
-    private readonly VirtioBlockRequest[] _requests;
+    private readonly InFlight[] _inFlight;
     private readonly ChainSegment[] _scratch;
     private readonly byte[] _config = new byte[VirtioBlockSpec.Config.Size];
     private readonly byte[] _serial = new byte[VirtioBlockSpec.IdBytes];
     private readonly Lock _notifyLock = new();
     private readonly int _maxSegments;
+    private readonly uint _blockSize;
     private readonly ulong _capacitySectors;
     private readonly uint _maxDiscardSectors;
 
     /// <param name="transport">Receives queue interrupts and needs-reset requests (the transport).</param>
-    public VirtioBlock(GuestMemory memory, IVirtioBlockBackend backend, IVirtQueueEvents transport, VirtioBlockOptions? options = null, ILogger? logger = null)
+    /// <param name="backend">Attached here (a backend serves one device); its lifecycle stays with the caller.</param>
+    public VirtioBlock(GuestMemory memory, IBlockBackend backend, IVirtQueueEvents transport, VirtioBlockOptions? options = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(backend);
@@ -124,10 +141,11 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxChainDescriptors, "a chain holds 3 to QueueSize descriptors");
         }
-        var blockSize = backend.BlockSize;
-        if (blockSize < VirtioBlockSpec.SectorSize || (blockSize & (blockSize - 1)) != 0 || backend.CapacityBytes % blockSize != 0)
+        var info = backend.Info;
+        var blockSize = info.BlockSize;
+        if (blockSize < VirtioBlockSpec.SectorSize || (blockSize & (blockSize - 1)) != 0)
         {
-            throw new ArgumentException($"block size {blockSize} must be a power of two ≥ 512 dividing the capacity {backend.CapacityBytes}", nameof(backend));
+            throw new ArgumentException($"block size {blockSize} must be a power of two ≥ 512", nameof(backend));
         }
         var serial = Encoding.ASCII.GetBytes(options.Serial);
         if (serial.Length > VirtioBlockSpec.IdBytes)
@@ -137,30 +155,32 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
         serial.CopyTo(_serial, 0);
 
         Memory = memory;
-        _backend = backend;
+        _info = info;
+        _blockSize = blockSize;
         _transport = transport;
         _logger = logger;
         _maxSegments = options.MaxChainDescriptors;
-        _capacitySectors = backend.CapacityBytes >> VirtioBlockSpec.SectorShift;
+        _capacitySectors = info.SizeInBytes >> VirtioBlockSpec.SectorShift;
         _maxDiscardSectors = options.MaxDiscardSectors;
         _queues = [new VirtQueue(memory, 0, options.QueueSize, this, logger)];
         _scratch = new ChainSegment[_maxSegments];
-        _requests = new VirtioBlockRequest[options.QueueSize];
-        for (var i = 0; i < _requests.Length; i++)
-        {
-            _requests[i] = new VirtioBlockRequest(this, _maxSegments);
-        }
+        _inFlight = new InFlight[options.QueueSize];
+        _attachment = new BlockAttachment(backend, memory, this, 2 * options.QueueSize, _maxSegments, logger);
 
         var features = VirtioFeatures.Version1 | VirtioFeatures.RingIndirectDesc | VirtioFeatures.RingEventIdx
-            | VirtioBlockSpec.FeatureSegMax | VirtioBlockSpec.FeatureBlkSize | VirtioBlockSpec.FeatureFlush;
-        if (backend.ReadOnly)
+            | VirtioBlockSpec.FeatureSegMax | VirtioBlockSpec.FeatureBlkSize;
+        if (info.SupportsFlush)
+        {
+            features |= VirtioBlockSpec.FeatureFlush;
+        }
+        if (info.ReadOnly)
         {
             features |= VirtioBlockSpec.FeatureRo;
         }
         else
         {
-            if (backend.SupportsDiscard) { features |= VirtioBlockSpec.FeatureDiscard; }
-            if (backend.SupportsWriteZeroes) { features |= VirtioBlockSpec.FeatureWriteZeroes; }
+            if (info.SupportsDiscard) { features |= VirtioBlockSpec.FeatureDiscard; }
+            if (info.SupportsWriteZeroes) { features |= VirtioBlockSpec.FeatureWriteZeroes; }
         }
         DeviceFeatures = features;
         BuildConfig(blockSize);
@@ -197,7 +217,7 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
         {
             BinaryPrimitives.WriteUInt32LittleEndian(c[VirtioBlockSpec.Config.MaxWriteZeroesSectors..], _maxDiscardSectors);
             BinaryPrimitives.WriteUInt32LittleEndian(c[VirtioBlockSpec.Config.MaxWriteZeroesSeg..], 1);
-            c[VirtioBlockSpec.Config.WriteZeroesMayUnmap] = _backend.SupportsDiscard ? (byte)1 : (byte)0;
+            c[VirtioBlockSpec.Config.WriteZeroesMayUnmap] = 0;   // the block path has no unmap hint for write-zeroes
         }
     }
 
@@ -270,29 +290,24 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
             q.RefuseChain(chain.Head, ChainError.DeviceRejected);
             return;
         }
-        var request = _requests[chain.Head];
-        if (Interlocked.CompareExchange(ref request.InFlight, 1, 0) != 0)
+        var head = chain.Head;
+        ref var slot = ref _inFlight[head];
+        var generation = q.Generation;
+        if (Interlocked.CompareExchange(ref slot.Busy, 1, 0) != 0 && slot.Generation == generation)
         {
-            if (request.Generation == q.Generation)
-            {
-                q.Break($"descriptor head {chain.Head} made available again while its request is in flight");
-                return;
-            }
-            // Still owned by a backend from before a reset; its completion will be dropped. Rare
-            // (reset with I/O in flight), so a new slot is acceptable here.
-            request = _requests[chain.Head] = new VirtioBlockRequest(this, _maxSegments);
-            request.InFlight = 1;
+            q.Break($"descriptor head {head} made available again while its request is in flight");
+            return;
         }
-        request.Head = chain.Head;
-        request.Generation = q.Generation;
-        request.StatusAddress = last.Address + last.Length - 1;
-        request.SegmentCount = 0;
-        request.MayUnmap = false;
+        // Busy from before a reset: that completion carries the old generation and is dropped.
+        slot.Busy = 1;
+        slot.Generation = generation;
+        slot.StatusAddress = last.Address + last.Length - 1;
+        var tag = MakeTag(head, generation);
 
         Span<byte> header = stackalloc byte[VirtioBlockSpec.RequestHeaderSize];
         if (chain.ReadableLength < VirtioBlockSpec.RequestHeaderSize || !Gather(segs, 0, header))
         {
-            Finish(request, VirtioBlockSpec.StatusIoErr, 1);
+            Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
             return;
         }
         var type = BinaryPrimitives.ReadUInt32LittleEndian(header);
@@ -302,59 +317,68 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
         switch (type)
         {
             case VirtioBlockSpec.TypeIn:
-                StartTransfer(request, BlockOperation.Read, sector, segs, dataIn);
+                StartTransfer(tag, BlockOperation.Read, sector, segs, dataIn);
                 break;
             case VirtioBlockSpec.TypeOut:
-                if (_backend.ReadOnly)
+                if (_info.ReadOnly)
                 {
                     // §5.2.6.2: IOERR for a write to a read-only device, and no data written.
-                    Finish(request, VirtioBlockSpec.StatusIoErr, 1);
+                    Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
                     break;
                 }
-                StartTransfer(request, BlockOperation.Write, sector, segs, dataOut);
+                StartTransfer(tag, BlockOperation.Write, sector, segs, dataOut);
                 break;
             case VirtioBlockSpec.TypeFlush:
-                request.Operation = BlockOperation.Flush;
-                request.Offset = 0;
-                request.Length = 0;
-                _backend.Submit(request);
+                if (Rent(tag, out var flush))
+                {
+                    flush.PrepareFlush();
+                    _attachment.Submit(flush);
+                }
                 break;
             case VirtioBlockSpec.TypeGetId:
                 var written = Scatter(segs, _serial.AsSpan(0, (int)Math.Min(dataIn, (uint)VirtioBlockSpec.IdBytes)));
-                Finish(request, VirtioBlockSpec.StatusOk, (uint)written + 1);
+                Finish(tag, VirtioBlockSpec.StatusOk, (uint)written + 1);
                 break;
             case VirtioBlockSpec.TypeDiscard:
-                StartDiscard(request, BlockOperation.Discard, VirtioBlockSpec.FeatureDiscard, segs, dataOut);
+                StartDiscard(tag, BlockOperation.Discard, VirtioBlockSpec.FeatureDiscard, segs, dataOut);
                 break;
             case VirtioBlockSpec.TypeWriteZeroes:
-                StartDiscard(request, BlockOperation.WriteZeroes, VirtioBlockSpec.FeatureWriteZeroes, segs, dataOut);
+                StartDiscard(tag, BlockOperation.WriteZeroes, VirtioBlockSpec.FeatureWriteZeroes, segs, dataOut);
                 break;
             default:
-                Finish(request, VirtioBlockSpec.StatusUnsupp, 1);
+                Finish(tag, VirtioBlockSpec.StatusUnsupp, 1);
                 break;
         }
     }
 
-    private void StartTransfer(VirtioBlockRequest request, BlockOperation op, ulong sector, ReadOnlySpan<ChainSegment> segs, uint length)
+    private void StartTransfer(ulong tag, BlockOperation op, ulong sector, ReadOnlySpan<ChainSegment> segs, uint length)
     {
         if (!RangeOk(sector, length))
         {
-            Finish(request, VirtioBlockSpec.StatusIoErr, 1);
+            Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
             return;
         }
         if (length == 0)
         {
-            Finish(request, VirtioBlockSpec.StatusOk, 1);
+            Finish(tag, VirtioBlockSpec.StatusOk, 1);
             return;
         }
+        if (!Rent(tag, out var request))
+        {
+            return;
+        }
+        var offset = sector << VirtioBlockSpec.SectorShift;
+        if (op == BlockOperation.Read) { request.PrepareRead(offset); } else { request.PrepareWrite(offset); }
         // The data bytes: for a read the writable bytes before the status byte, for a write the
         // readable bytes after the header; trimmed to those bounds, segment by segment.
-        var storage = request.SegmentStorage;
-        var n = 0;
         ulong skip = op == BlockOperation.Write ? (ulong)VirtioBlockSpec.RequestHeaderSize : 0;
         ulong remaining = length;
         foreach (var s in segs)
         {
+            if (remaining == 0)
+            {
+                break;
+            }
             if (s.Writable != (op == BlockOperation.Read))
             {
                 continue;
@@ -365,43 +389,53 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
                 continue;
             }
             var take = Math.Min(s.Length - skip, remaining);
-            if (take == 0)
+            if (!request.TryAddSegment(s.Address + skip, (uint)take))
             {
-                break;
+                _attachment.Release(request);
+                Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
+                return;
             }
-            storage[n++] = new ChainSegment(s.Address + skip, (uint)take, s.Writable);
             remaining -= take;
             skip = 0;
         }
-        request.SegmentCount = n;
-        request.Operation = op;
-        request.Offset = sector << VirtioBlockSpec.SectorShift;
-        request.Length = length;
-        _backend.Submit(request);
+        _attachment.Submit(request);
     }
 
-    private void StartDiscard(VirtioBlockRequest request, BlockOperation op, ulong feature, ReadOnlySpan<ChainSegment> segs, uint payload)
+    private bool Rent(ulong tag, out BlockRequest request)
+    {
+        if (!_attachment.TryRent(out request))
+        {
+            Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
+            return false;
+        }
+        request.Tag = tag;
+        return true;
+    }
+
+    private static ulong MakeTag(ushort head, int generation) => head | ((ulong)(uint)generation << 16);
+
+    private void StartDiscard(ulong tag, BlockOperation op, ulong feature, ReadOnlySpan<ChainSegment> segs, uint payload)
     {
         if ((DeviceFeatures & feature) == 0)
         {
-            Finish(request, _backend.ReadOnly ? VirtioBlockSpec.StatusIoErr : VirtioBlockSpec.StatusUnsupp, 1);
+            Finish(tag, _info.ReadOnly ? VirtioBlockSpec.StatusIoErr : VirtioBlockSpec.StatusUnsupp, 1);
             return;
         }
         if (payload == 0 || payload % VirtioBlockSpec.DiscardSegmentSize != 0)
         {
-            Finish(request, VirtioBlockSpec.StatusIoErr, 1);
+            Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
             return;
         }
         if (payload / VirtioBlockSpec.DiscardSegmentSize > 1)
         {
             // More segments than max_discard_seg / max_write_zeroes_seg (1).
-            Finish(request, VirtioBlockSpec.StatusUnsupp, 1);
+            Finish(tag, VirtioBlockSpec.StatusUnsupp, 1);
             return;
         }
         Span<byte> range = stackalloc byte[VirtioBlockSpec.DiscardSegmentSize];
         if (!Gather(segs, VirtioBlockSpec.RequestHeaderSize, range))
         {
-            Finish(request, VirtioBlockSpec.StatusIoErr, 1);
+            Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
             return;
         }
         var sector = BinaryPrimitives.ReadUInt64LittleEndian(range);
@@ -410,26 +444,29 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
         // §5.2.6.2: unknown flags, and the unmap flag on DISCARD, are unsupported.
         if ((flags & ~VirtioBlockSpec.WriteZeroesFlagUnmap) != 0 || (op == BlockOperation.Discard && flags != 0))
         {
-            Finish(request, VirtioBlockSpec.StatusUnsupp, 1);
+            Finish(tag, VirtioBlockSpec.StatusUnsupp, 1);
             return;
         }
         var bytes = (ulong)sectors << VirtioBlockSpec.SectorShift;
         if (sectors > _maxDiscardSectors || bytes > uint.MaxValue || !RangeOk(sector, (uint)bytes))
         {
-            Finish(request, VirtioBlockSpec.StatusIoErr, 1);
+            Finish(tag, VirtioBlockSpec.StatusIoErr, 1);
             return;
         }
-        request.Operation = op;
-        request.Offset = sector << VirtioBlockSpec.SectorShift;
-        request.Length = bytes;
-        request.MayUnmap = (flags & VirtioBlockSpec.WriteZeroesFlagUnmap) != 0;
-        _backend.Submit(request);
+        if (!Rent(tag, out var request))
+        {
+            return;
+        }
+        // The unmap flag of WRITE_ZEROES is a permission, not a demand: zeroing is always correct.
+        if (op == BlockOperation.Discard) { request.PrepareDiscard(sector << VirtioBlockSpec.SectorShift, bytes); }
+        else { request.PrepareWriteZeroes(sector << VirtioBlockSpec.SectorShift, bytes); }
+        _attachment.Submit(request);
     }
 
     /// <summary>[sector, sector + length) is whole blocks inside the disk; overflow-safe.</summary>
     private bool RangeOk(ulong sector, uint length)
     {
-        var blockSize = _backend.BlockSize;
+        var blockSize = _blockSize;
         if (length % blockSize != 0 || sector > _capacitySectors)
         {
             return false;
@@ -491,23 +528,32 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents
         return written;
     }
 
-    internal void CompleteRequest(VirtioBlockRequest request, bool success)
+    /// <summary>A backend finished (on its worker thread): status byte, used ring, interrupt.</summary>
+    void IBlockCompletionHandler.Complete(BlockRequest request, BlockResult result)
     {
-        var written = success && request.Operation == BlockOperation.Read ? (uint)request.Length + 1 : 1u;
-        Finish(request, success ? VirtioBlockSpec.StatusOk : VirtioBlockSpec.StatusIoErr, written);
+        var status = result switch
+        {
+            BlockResult.Success => VirtioBlockSpec.StatusOk,
+            BlockResult.Unsupported => VirtioBlockSpec.StatusUnsupp,
+            _ => VirtioBlockSpec.StatusIoErr,
+        };
+        var written = result == BlockResult.Success && request.Operation == BlockOperation.Read ? (uint)request.Length + 1 : 1u;
+        Finish(request.Tag, status, written);
     }
 
-    private void Finish(VirtioBlockRequest request, byte status, uint written)
+    private void Finish(ulong tag, byte status, uint written)
     {
         var q = _queues[0];
-        var head = request.Head;
-        var generation = request.Generation;
-        if (generation == q.Generation)
+        var head = (ushort)tag;
+        var generation = (int)(uint)(tag >> 16);
+        ref var slot = ref _inFlight[head];
+        if (generation != q.Generation || slot.Generation != generation)
         {
-            Memory.TryWriteByte(request.StatusAddress, status);
+            return;   // completed after a reset: the driver no longer expects it
         }
+        Memory.TryWriteByte(slot.StatusAddress, status);
         // Free the slot before publishing: once the used entry is visible the driver may reuse the head.
-        Volatile.Write(ref request.InFlight, 0);
+        Volatile.Write(ref slot.Busy, 0);
         q.PushUsed(head, written, generation);
     }
 

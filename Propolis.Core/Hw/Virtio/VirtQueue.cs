@@ -222,7 +222,10 @@ public sealed unsafe class VirtQueue
     {
         if (pfn == 0)
         {
-            Reset();
+            // Deactivation (Linux writes 0 when it deletes the queue); negotiated ring features stay.
+            Disable();
+            LegacyPfn = 0;
+            DescriptorTableAddress = AvailRingAddress = UsedRingAddress = 0;
             return true;
         }
         Disable();

@@ -330,8 +330,11 @@ public sealed class VirtQueueTests : IDisposable
         Assert.True(q.SetLegacyPfn(5));
         Assert.True(q.IsEnabled);
         Assert.Equal(0x7000UL, q.UsedRingAddress);
+        q.EventIdx = true;
         Assert.True(q.SetLegacyPfn(0));
         Assert.False(q.IsEnabled);
+        Assert.Equal(0UL, q.DescriptorTableAddress);
+        Assert.True(q.EventIdx);   // deactivating a queue does not undo feature negotiation
         Assert.False(q.SetLegacyPfn(0x100));   // 1 MiB: the hole
     }
 

@@ -154,6 +154,11 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
     private ushort _configVector = VirtioPciLayout.NoVector;
     private bool _legacyDriver;
 
+    // Interrupt work decided under _lock and done after it is released: the PCI function takes
+    // its own lock to drive INTx, and calls into this transport under that lock on a function reset.
+    private bool _pendingDeassert;
+    private bool _pendingConfigSignal;
+
     /// <param name="createDevice">Builds the device with this transport as its queue-event sink.</param>
     public VirtioPciTransport(Func<IVirtQueueEvents, IVirtioDevice> createDevice, IVirtioInterrupts interrupts, ILogger? logger = null)
     {
@@ -208,6 +213,11 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
         }
         if (Find(s_legacy, offset, data.Length, out var reg) || (_interrupts.MsixEnabled && Find(s_legacyMsix, offset, data.Length, out reg)))
         {
+            if (reg == Reg.Isr)
+            {
+                data[0] = ReadAndClearIsr();
+                return;
+            }
             lock (_lock)
             {
                 Store(data, ReadRegister(reg, legacy: true));
@@ -341,7 +351,6 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
             case Reg.QueueSize: return q is null ? 0u : legacy ? q.MaxSize : q.Size;
             case Reg.QueueSelect: return _queueSelect;
             case Reg.DeviceStatus: return _status;
-            case Reg.Isr: return ReadAndClearIsr();
             case Reg.ConfigMsixVector: return _configVector;
             case Reg.QueueMsixVector: return q?.MsixVector ?? VirtioPciLayout.NoVector;
             case Reg.DeviceFeatureSelect: return _deviceFeatureSelect;
@@ -429,6 +438,7 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
                     break;   // read-only registers
             }
         }
+        RunPendingInterrupts();
         if (kick)
         {
             // Buffers made available before DRIVER_OK were not consumed; look at them now.
@@ -489,6 +499,26 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
         {
             ResetLocked();
         }
+        RunPendingInterrupts();
+    }
+
+    private void RunPendingInterrupts()
+    {
+        bool deassert, config;
+        lock (_lock)
+        {
+            deassert = _pendingDeassert;
+            config = _pendingConfigSignal;
+            _pendingDeassert = _pendingConfigSignal = false;
+        }
+        if (deassert)
+        {
+            _interrupts.SetIntx(false);
+        }
+        if (config)
+        {
+            Signal(VirtioPciLayout.IsrConfig, _configVector);
+        }
     }
 
     private void ResetLocked()
@@ -501,7 +531,8 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
         _configVector = VirtioPciLayout.NoVector;
         _legacyDriver = false;
         Interlocked.Exchange(ref _isr, 0);
-        _interrupts.SetIntx(false);
+        _pendingDeassert = true;
+        _pendingConfigSignal = false;
     }
 
     private byte ReadAndClearIsr()
@@ -526,7 +557,7 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
         // §2.1.2, §4.1.5.2: tell the driver through a configuration change notification.
         if ((status & DeviceStatus.DriverOk) != 0)
         {
-            Signal(VirtioPciLayout.IsrConfig, _configVector);
+            _pendingConfigSignal = true;
         }
     }
 
@@ -559,5 +590,6 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
         {
             SetNeedsReset();
         }
+        RunPendingInterrupts();
     }
 }

@@ -106,4 +106,35 @@ public sealed class PciVirtioBlockTests : IDisposable
         Assert.Equal(DeviceStatus.Reset, _dev.Transport.Status);
         Assert.False(_dev.Block.Queues[0].IsEnabled);
     }
+
+    [Fact]
+    public void FunctionResetRacingRegisterAccessDoesNotDeadlock()
+    {
+        // PciDevice.Reset holds the function's lock and resets the transport; an ISR read or a
+        // status write de-asserts INTx, which takes the function's lock: neither may hold the
+        // transport's lock while waiting for the other.
+        var start = new Barrier(2);
+        var deadline = 0L;
+        var resets = new Thread(() =>
+        {
+            start.SignalAndWait();
+            while (Environment.TickCount64 < Volatile.Read(ref deadline)) { _dev.Reset(); }
+        }) { IsBackground = true };
+        var io = new Thread(() =>
+        {
+            Span<byte> b = stackalloc byte[1];
+            start.SignalAndWait();
+            while (Environment.TickCount64 < Volatile.Read(ref deadline))
+            {
+                _dev.Transport.LegacyRead(0x13, b);
+                _dev.Transport.LegacyWrite(0x12, [0]);
+                _dev.Transport.LegacyWrite(0x12, [1]);
+            }
+        }) { IsBackground = true };
+        Volatile.Write(ref deadline, Environment.TickCount64 + 500);
+        resets.Start();
+        io.Start();
+        Assert.True(resets.Join(TimeSpan.FromSeconds(20)));
+        Assert.True(io.Join(TimeSpan.FromSeconds(20)));
+    }
 }

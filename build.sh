@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # propolis-standalone build driver.
 #
-#   ./build.sh            install what the build needs, publish out/propolis-standalone (NativeAOT)
+#   ./build.sh            install what the build needs, publish out/propolis-standalone, dsc and
+#                         crucible-downstairs (NativeAOT), prepare the demo guest in out/guest
 #   ./build.sh run [ARGS] build, prepare the demo guest, boot it (examples/standalone.toml by default)
 #   ./build.sh test       build and run every test: unit, toml-test, end-to-end
 #   ./build.sh bench      build and run the benchmark programs
@@ -67,6 +68,11 @@ TOTAL_PASSED=0
 TOTAL_FAILED=0
 add_totals() { TOTAL_PASSED=$((TOTAL_PASSED + $1)); TOTAL_FAILED=$((TOTAL_FAILED + $2)); }
 
+# The demo guest (a Debian kernel and a busybox initramfs) that examples/standalone.toml boots.
+demo_guest() {
+    test/e2e/demo-guest.sh
+}
+
 unit_tests() {
     log "unit tests"
     local logf rc=0 p f
@@ -100,12 +106,11 @@ cmd=${1:-build}
 case "$cmd" in
     build)
         publish
+        demo_guest
         ;;
     run)
         publish
-        if [ -x test/e2e/demo-guest.sh ]; then
-            test/e2e/demo-guest.sh
-        fi
+        demo_guest
         if [ $# -eq 0 ]; then set -- examples/standalone.toml; fi
         if [ -x test/e2e/kvm-sandbox.sh ] && [ ! -w /dev/kvm ]; then
             exec test/e2e/kvm-sandbox.sh --interactive -- "$OUT/propolis-standalone" "$@"
@@ -125,7 +130,7 @@ case "$cmd" in
         exec test/Bench/run.sh "$@"
         ;;
     -h|--help|help)
-        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$cmd' (try ./build.sh help)"

@@ -18,7 +18,8 @@ public enum DownstairsAction
 /// Starts and watches one downstairs process (dsc <c>ds_start_monitor</c>): reports its state,
 /// stops it on request (SIGTERM, then SIGKILL after <see cref="StopGrace"/>), and restarts it
 /// when it ends if auto-restart is on or a start was asked for. A downstairs that exits on its
-/// own with a status is Failed and is not restarted; one ended by a signal or a stop is Exit.
+/// own with a status is Failed and is not restarted, not even by enabling auto-restart: only an
+/// explicit start runs it again. One ended by a signal or a stop is Exit.
 /// </summary>
 internal sealed class DownstairsMonitor : IDisposable
 {
@@ -32,6 +33,7 @@ internal sealed class DownstairsMonitor : IDisposable
     private bool _keepRunning;
     private bool _startOnce;
     private bool _stopRequested;
+    private bool _failed;
     private Task? _loop;
 
     public DownstairsMonitor(DownstairsInfo info, ChannelWriter<MonitorInfo> reports, TextWriter stdout)
@@ -73,6 +75,7 @@ internal sealed class DownstairsMonitor : IDisposable
                 _out.WriteLine($"[{Info.Port}] got start action");
                 if (_child is null)
                 {
+                    _failed = false;
                     StartChild();
                 }
                 break;
@@ -99,7 +102,7 @@ internal sealed class DownstairsMonitor : IDisposable
             case DownstairsAction.EnableRestart:
                 _keepRunning = true;
                 _out.WriteLine($"[{Info.Port}] Enable  keep_running");
-                if (_child is null)
+                if (_child is null && !_failed)
                 {
                     StartChild();
                 }
@@ -123,6 +126,7 @@ internal sealed class DownstairsMonitor : IDisposable
                     // A problem in the downstairs: do not restart it, even if asked to.
                     _keepRunning = false;
                     _startOnce = false;
+                    _failed = true;
                     state = DownstairsState.Failed;
                 }
                 _child = null;

@@ -109,10 +109,18 @@ fi
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 : > "$RESULTS/results"
 
+# The console flood (case 10) writes 100 MB, as the issue asks, where the host has KVM. Nested
+# under QEMU's emulation the console moves about 190 KB/s, so there it writes 4 MiB (four times
+# the console's ring) unless E2E_FLOOD_MIB says otherwise.
+if [ -z "${E2E_FLOOD_MIB:-}" ]; then
+    if [ -w /dev/kvm ] && [ "${KVM_SANDBOX:-}" != force ]; then E2E_FLOOD_MIB=100; else E2E_FLOOD_MIB=4; fi
+fi
+export E2E_FLOOD_MIB
+
 args=()
 [ $verbose -eq 1 ] && args+=(--verbose)
 started=$SECONDS
-"$HERE/kvm-sandbox.sh" --out "$RESULTS" --timeout "${E2E_SUITE_TIMEOUT:-1080}" -- \
+"$HERE/kvm-sandbox.sh" --out "$RESULTS" --timeout "${E2E_SUITE_TIMEOUT:-1080}" --env E2E_FLOOD_MIB -- \
     "$HERE/run.sh" --inside ${args[@]+"${args[@]}"} ${patterns[@]+"${patterns[@]}"}
 status=$?
 

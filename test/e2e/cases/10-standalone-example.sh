@@ -33,7 +33,7 @@ shell 'echo back-$((1+1))' '^back-2$'
 
 # Console flood with nobody attached: the ring keeps the newest 1 MiB, the VMM's RSS stays
 # within guest RAM plus a margin, and nothing stalls.
-flood_mib=${E2E_FLOOD_MIB:-4}
+flood_mib=${E2E_FLOOD_MIB:-4}   # run.sh sets 100 (MB) on host KVM, 4 under the nested sandbox
 send "(sleep 1; head -c ${flood_mib}M /dev/zero | tr -c y x; echo; echo flood-done) > /dev/ttyS0 2>&1 &"
 expect_text '~ # ' 10
 disconnect

@@ -4,7 +4,8 @@
 #   ./build.sh            install what the build needs, publish out/propolis-standalone (NativeAOT)
 #   ./build.sh run [ARGS] build, prepare the demo guest, boot it (examples/standalone.toml by default)
 #   ./build.sh test       build and run every test: unit, toml-test, end-to-end
-#   ./build.sh bench      build and run the benchmark programs
+#   ./build.sh bench      build and run the benchmark programs (bench boot [--runs N]: only the
+#                         boot benchmark, this VMM against QEMU -accel kvm; see test/Bench/README.md)
 #
 # Everything the project needs is installed from here (Debian packages through apt-get,
 # NuGet packages through dotnet restore); nothing else is assumed on the machine.
@@ -125,7 +126,7 @@ case "$cmd" in
         exec test/Bench/run.sh "$@"
         ;;
     -h|--help|help)
-        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$cmd' (try ./build.sh help)"

@@ -5,7 +5,8 @@
 #                         crucible-downstairs (NativeAOT), prepare the demo guest in out/guest
 #   ./build.sh run [ARGS] build, prepare the demo guest, boot it (examples/standalone.toml by default)
 #   ./build.sh test       build and run every test: unit, toml-test, end-to-end
-#   ./build.sh bench      build and run the benchmark programs
+#   ./build.sh bench      build and run the benchmark programs (bench boot [--runs N]: only the
+#                         boot benchmark, this VMM against QEMU -accel kvm; see test/Bench/README.md)
 #
 # Everything the project needs is installed from here (Debian packages through apt-get,
 # NuGet packages through dotnet restore); nothing else is assumed on the machine.

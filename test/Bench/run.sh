@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Builds and runs every benchmark program under test/Bench/ (one project per folder), in Release.
-# Arguments are passed to each program (CryptoBench takes seconds per figure).
+# Builds and runs every benchmark program under test/Bench/ (one project per folder), in Release,
+# then the boot benchmark (boot.sh: this VMM against QEMU -accel kvm booting the demo guest).
+# Arguments are passed to each C# program (CryptoBench takes seconds per figure), not to boot.sh.
 #   test/Bench/run.sh [ARGS]
+#   test/Bench/run.sh boot [--runs N]     only the boot benchmark
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+if [ "${1:-}" = boot ]; then
+    shift
+    exec ./boot.sh "$@"
+fi
 status=0
 for proj in */*.csproj; do
     [ -e "$proj" ] || { echo "run.sh: no benchmark projects under test/Bench" >&2; exit 1; }
@@ -12,4 +18,6 @@ for proj in */*.csproj; do
     dotnet run --project "$proj" -c Release --no-build -- "$@" || status=1
     echo
 done
+printf '\033[1m==> boot\033[0m\n' >&2
+./boot.sh || status=1
 exit $status

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Propolis.Core.Tests.InteropTests;
 using BlockIo = Propolis.Core.Interop.Interop.BlockIo;
 
 namespace Propolis.Core.Tests.Block;
@@ -41,46 +41,12 @@ public class BlockIoLayoutTests
             + string.Concat(expected.Select(e => $"printf(\"%lld\\n\", (long long)({e.Expression}));\n"))
             + "return 0;\n}\n";
 
-        var lines = CompileAndRun(source);
+        var lines = CProgram.CompileAndRun(source, "the block I/O interop structs and constants against the C headers");
 
         Assert.Equal(expected.Length, lines.Length);
         for (var i = 0; i < expected.Length; i++)
         {
             Assert.True(expected[i].Value == long.Parse(lines[i], CultureInfo.InvariantCulture), $"{expected[i].Expression}: managed {expected[i].Value}, C {lines[i]}");
         }
-    }
-
-    private static string[] CompileAndRun(string source)
-    {
-        var dir = Directory.CreateTempSubdirectory("propolis-blockio-layout-");
-        try
-        {
-            var src = Path.Combine(dir.FullName, "blockio.c");
-            var exe = Path.Combine(dir.FullName, "blockio");
-            File.WriteAllText(src, source);
-            var (gccExit, gccOutput) = Run("gcc", "-std=gnu11", "-Wall", "-o", exe, src);
-            Assert.True(gccExit == 0, "gcc (and linux-libc-dev) are required; compiling failed:\n" + gccOutput);
-            var (exit, output) = Run(exe);
-            Assert.Equal(0, exit);
-            return output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
-    }
-
-    private static (int Exit, string Output) Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            psi.ArgumentList.Add(arg);
-        }
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout + stderr.Result);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using FileStat = Propolis.Core.Interop.Interop.FileStat;
@@ -28,7 +27,7 @@ public class FileStatLayoutTests
             + string.Concat(expected.Select(e => $"printf(\"%lld\\n\", (long long)({e.Expression}));\n"))
             + "return 0;\n}\n";
 
-        string[] lines = CompileAndRun(source);
+        string[] lines = CProgram.CompileAndRun(source, "the statx interop struct against <linux/stat.h>");
 
         Assert.Equal(expected.Length, lines.Length);
         for (int i = 0; i < expected.Length; i++)
@@ -55,37 +54,5 @@ public class FileStatLayoutTests
         {
             dir.Delete(recursive: true);
         }
-    }
-
-    private static string[] CompileAndRun(string source)
-    {
-        var dir = Directory.CreateTempSubdirectory("propolis-statx-layout-");
-        try
-        {
-            string src = Path.Combine(dir.FullName, "statx.c");
-            string exe = Path.Combine(dir.FullName, "statx");
-            File.WriteAllText(src, source);
-            var (gccExit, gccOutput) = Run("gcc", "-std=gnu11", "-Wall", "-o", exe, src);
-            Assert.True(gccExit == 0, "gcc (and linux-libc-dev) are required; compiling failed:\n" + gccOutput);
-            var (exit, output) = Run(exe);
-            Assert.Equal(0, exit);
-            return output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
-    }
-
-    private static (int Exit, string Output) Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in args)
-            psi.ArgumentList.Add(arg);
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout + stderr.Result);
     }
 }

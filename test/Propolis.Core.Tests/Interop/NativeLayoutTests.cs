@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
 using System.Runtime.CompilerServices;
@@ -178,54 +177,12 @@ public class NativeLayoutTests
 
     private static Dictionary<string, ulong> CompileAndRun(string source)
     {
-        var dir = Directory.CreateTempSubdirectory("propolis-layout-");
-        try
+        var result = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (string line in CProgram.CompileAndRun(source, "the interop structs against <linux/kvm.h>"))
         {
-            var src = Path.Combine(dir.FullName, "layout.c");
-            var exe = Path.Combine(dir.FullName, "layout");
-            File.WriteAllText(src, source);
-            var (gccExit, gccOut) = Run("gcc", ["-std=gnu11", "-Wall", "-o", exe, src],
-                "gcc is required to check the interop structs against <linux/kvm.h>: install gcc and linux-libc-dev (build.sh does)");
-            Assert.True(gccExit == 0, "gcc could not compile the generated layout program:\n" + gccOut);
-            var (exit, output) = Run(exe, [], "the compiled layout program did not start");
-            Assert.Equal(0, exit);
-            var result = new Dictionary<string, ulong>(StringComparer.Ordinal);
-            foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                var eq = line.LastIndexOf('=');
-                result[line[..eq]] = ulong.Parse(line[(eq + 1)..], CultureInfo.InvariantCulture);
-            }
-            return result;
+            int eq = line.LastIndexOf('=');
+            result[line[..eq]] = ulong.Parse(line[(eq + 1)..], CultureInfo.InvariantCulture);
         }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
-    }
-
-    private static (int Exit, string Output) Run(string file, string[] args, string whenMissing)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        Process p;
-        try
-        {
-            p = Process.Start(psi)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"{whenMissing} ({file}: {e.Message})");
-            throw;
-        }
-        using (p)
-        {
-            var stderr = p.StandardError.ReadToEndAsync();
-            var stdout = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            return (p.ExitCode, stdout + stderr.Result);
-        }
+        return result;
     }
 }

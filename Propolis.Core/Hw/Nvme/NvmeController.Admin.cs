@@ -110,7 +110,11 @@ public sealed partial class NvmeController
         _ioQueueCreated = false;
         _aerCount = 0;
         _pendingEventCount = 0;
-        _shadowDoorbells = 0;
+        if (_shadowDoorbells != 0)
+        {
+            _shadowDoorbells = 0;
+            ShadowDoorbellsChanged?.Invoke(false);
+        }
         _eventIndexes = 0;
     }
 

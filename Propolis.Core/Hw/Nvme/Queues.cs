@@ -132,6 +132,18 @@ internal sealed class CompletionQueue
         }
     }
 
+    /// <summary>Takes the head from the shadow buffer, if there is one (ioeventfd doorbells).</summary>
+    public void RefreshFromShadow()
+    {
+        lock (_lock)
+        {
+            if (_shadowHead != 0)
+            {
+                RefreshFromShadowLocked();
+            }
+        }
+    }
+
     private void RefreshFromShadowLocked()
     {
         if (_memory.TryReadUInt32(_shadowHead, out var head))

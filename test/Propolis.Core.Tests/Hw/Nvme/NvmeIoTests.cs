@@ -316,6 +316,62 @@ public sealed class NvmeIoTests : IDisposable
     }
 }
 
+public sealed class NvmeIoEventDoorbellTests : IDisposable
+{
+    private const int Page = 4096;
+    private readonly NvmeHarness _h = new();
+    private readonly HostQueue _q;
+    private readonly List<bool> _changes = [];
+
+    public NvmeIoEventDoorbellTests()
+    {
+        _h.Controller.ShadowDoorbellsChanged = active => _changes.Add(active);
+        _h.Enable();
+        Assert.Equal(NvmeStatus.Success, _h.CreateIoQueuePair(1, size: 16, vector: 3));
+        _q = _h.Io[1];
+    }
+
+    public void Dispose() => _h.Dispose();
+
+    private static ulong P(int n) => NvmeHarness.Arena + (ulong)n * Page;
+
+    [Fact]
+    public void ADoorbellWhoseValueWasSwallowedIsReadFromTheShadowBuffer()
+    {
+        ulong shadow = P(200), eventIdx = P(201);
+        _h.WriteGuest(shadow, new byte[4096]);
+        _h.WriteGuest(eventIdx, new byte[4096]);
+        Assert.Empty(_changes);
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x7C, Prp1 = shadow, Prp2 = eventIdx }).Status);
+        Assert.Equal([true], _changes);
+
+        // The host writes the tail to the shadow buffer; the MMIO doorbell write went to an
+        // ioeventfd (no value), which lands here as "SQ 1 tail doorbell rang".
+        _h.Submit(_q, new Command { Opcode = 0x00, CommandId = 71, Nsid = 1 }, ring: false);
+        _h.Submit(_q, new Command { Opcode = 0x00, CommandId = 72, Nsid = 1 }, ring: false);
+        _h.Memory.TryWriteUInt32(shadow + 8, _q.SqTail);
+        _h.Controller.ShadowDoorbellRung(2);
+        Assert.Equal(71, _h.Poll2(_q).CommandId);
+        Assert.Equal(72, _h.Poll2(_q).CommandId);
+        Assert.Equal(2, _h.Interrupts.Raised.Count(v => v == 3));
+
+        // A CQ head ring, a ring for a queue that does not exist and the admin queue's index are harmless.
+        _h.Memory.TryWriteUInt32(shadow + 12, _q.CqHead);
+        _h.Controller.ShadowDoorbellRung(3);
+        _h.Controller.ShadowDoorbellRung(2 * 9);
+        _h.Controller.ShadowDoorbellRung(0);
+        _h.Submit(_q, new Command { Opcode = 0x00, CommandId = 73, Nsid = 1 }, ring: false);
+        _h.Memory.TryWriteUInt32(shadow + 8, _q.SqTail);
+        _h.Controller.ShadowDoorbellRung(2);
+        var last = _h.Poll2(_q);
+        Assert.Equal((73, NvmeStatus.Success), (last.CommandId, last.Status));
+
+        // A controller reset stops shadow doorbells: the glue is told to stop watching.
+        _h.Controller.Reset();
+        Assert.Equal([true, false], _changes);
+    }
+}
+
 internal static class HarnessShadowExtensions
 {
     /// <summary>Reads a completion without ringing the CQ head doorbell.</summary>

@@ -271,6 +271,40 @@ public sealed class NvmeIoTests : IDisposable
     }
 
     [Fact]
+    public void InterruptCoalescingHoldsInterruptsUntilTheThresholdOrTheQueueGoesIdle()
+    {
+        int Raised() => _h.Interrupts.Raised.Count(v => v == 3);
+        void Batch(int n)
+        {
+            _h.Backend.Hold = true;
+            for (var i = 0; i < n; i++)
+                _h.Submit(_q, new Command { Opcode = 0x02, CommandId = _h.NextCid(), Nsid = 1, Prp1 = P(i) });
+            _h.Backend.Hold = false;
+            _h.Backend.CompleteAll();
+            for (var i = 0; i < n; i++)
+                Assert.Equal(NvmeStatus.Success, _h.Poll(_q).Status);
+        }
+
+        Batch(4);
+        Assert.Equal(4, Raised());                 // off by default: one interrupt per completion
+
+        // THR = 1 (two entries), TIME = 25.5 ms: four completions, two interrupts.
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x09, Cdw10 = 0x08, Cdw11 = 1 | (255u << 8) }).Status);
+        Batch(4);
+        Assert.Equal(6, Raised());
+
+        // THR = 7: three completions never reach it; the last one finds the queue idle and signals.
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x09, Cdw10 = 0x08, Cdw11 = 7 | (255u << 8) }).Status);
+        Batch(3);
+        Assert.Equal(7, Raised());
+
+        // Interrupt Vector Configuration CD = 1 for vector 3: every completion signals again.
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x09, Cdw10 = 0x09, Cdw11 = 3 | 0x1_0000 }).Status);
+        Batch(3);
+        Assert.Equal(10, Raised());
+    }
+
+    [Fact]
     public void ShadowDoorbellsReplaceMostMmioWrites()
     {
         ulong shadow = P(200), eventIdx = P(201);

@@ -30,8 +30,8 @@ shell 'ls /dev/vda /dev/vdb /dev/nvme0n1 | wc -l' '^3$' 60
 shell 'cat /sys/block/vda/size /sys/block/nvme0n1/size | tr "\n" " "; echo' '^32768 32768 ?$'
 shell 'cat /sys/block/nvme0n1/device/serial' '^nvme *$'
 for off in $OFFSETS; do
-    shell "yes vblk-$off | head -c 1048576 | dd of=/dev/vda bs=4096 seek=$off conv=fsync 2>/dev/null; echo vda-$off=\$?" "^vda-$off=0$" 60
-    shell "yes nvme-$off | head -c 1048576 | dd of=/dev/nvme0n1 bs=4096 seek=$off conv=fsync 2>/dev/null; echo nvme-$off=\$?" "^nvme-$off=0$" 60
+    shell "yes vblk-$off | head -c 1048576 | dd of=/dev/vda iflag=fullblock bs=4096 seek=$off conv=fsync 2>/dev/null; echo vda-$off=\$?" "^vda-$off=0$" 60
+    shell "yes nvme-$off | head -c 1048576 | dd of=/dev/nvme0n1 iflag=fullblock bs=4096 seek=$off conv=fsync 2>/dev/null; echo nvme-$off=\$?" "^nvme-$off=0$" 60
 done
 shell 'sync; echo synced' '^synced$' 60
 

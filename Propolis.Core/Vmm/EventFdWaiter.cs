@@ -16,7 +16,7 @@ public sealed unsafe partial class EventFdWaiter : IDisposable
     private readonly Action<int> _handler;
     private readonly ILogger _logger;
     private readonly Thread _thread;
-    private readonly Sys.PollFd* _fds;
+    private readonly Propolis.Core.Interop.pollfd* _fds;
     private int _stopped;
 
     /// <param name="count">Event fds to create; <see cref="this[int]"/> hands them out for registration.</param>
@@ -31,14 +31,14 @@ public sealed unsafe partial class EventFdWaiter : IDisposable
         {
             _events[i] = EventFd.Create();
         }
-        _fds = (Sys.PollFd*)NativeMemory.AllocZeroed((nuint)(count + 1), (nuint)sizeof(Sys.PollFd));
+        _fds = (Propolis.Core.Interop.pollfd*)NativeMemory.AllocZeroed((nuint)(count + 1), (nuint)sizeof(Propolis.Core.Interop.pollfd));
         for (var i = 0; i < count; i++)
         {
-            _fds[i].Fd = _events[i].Handle.Fd;
-            _fds[i].Events = Sys.POLLIN;
+            _fds[i].fd = _events[i].Handle.Fd;
+            _fds[i].events = Sys.POLLIN;
         }
-        _fds[count].Fd = _stop.Handle.Fd;
-        _fds[count].Events = Sys.POLLIN;
+        _fds[count].fd = _stop.Handle.Fd;
+        _fds[count].events = Sys.POLLIN;
         _thread = new Thread(Loop) { IsBackground = true, Name = name };
         _thread.Start();
     }
@@ -57,13 +57,13 @@ public sealed unsafe partial class EventFdWaiter : IDisposable
             {
                 continue;   // EINTR
             }
-            if (_fds[_events.Length].Revents != 0)
+            if (_fds[_events.Length].revents != 0)
             {
                 return;
             }
             for (var i = 0; i < _events.Length; i++)
             {
-                if (_fds[i].Revents == 0 || !_events[i].TryConsume(out _))
+                if (_fds[i].revents == 0 || !_events[i].TryConsume(out _))
                 {
                     continue;
                 }

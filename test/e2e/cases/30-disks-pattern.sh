@@ -26,7 +26,7 @@ disk_toml disks.toml nvme pci-nvme 0.6.0 'type = "file"' "path = \"$PWD/nvme.img
 
 start_vmm write disks.toml
 boot_to_shell 300
-shell 'ls /dev/vda /dev/vdb /dev/nvme0n1 | wc -l' '^3$' 60
+wait_disks vda vdb nvme0n1
 shell 'cat /sys/block/vda/size /sys/block/nvme0n1/size | tr "\n" " "; echo' '^32768 32768 ?$'
 shell 'cat /sys/block/nvme0n1/device/serial' '^nvme *$'
 for off in $OFFSETS; do
@@ -52,6 +52,7 @@ note "both images match byte for byte"
 # A fresh boot reads the pattern back.
 start_vmm read disks.toml
 boot_to_shell 300
+wait_disks vda nvme0n1
 for off in $OFFSETS; do
     for pair in vblk:vda nvme:nvme0n1; do
         d=${pair%%:*} dev=${pair#*:}

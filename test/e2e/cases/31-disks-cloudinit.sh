@@ -18,6 +18,7 @@ disk_toml ci.toml seed pci-virtio-block 0.4.0 'type = "cloudinit"'
 
 start_vmm ci ci.toml
 boot_to_shell 300
+wait_disks vda
 shell 'cat /sys/block/vda/ro' '^1$'
 shell 'mkdir -p /mnt && mount -t vfat -o ro /dev/vda /mnt && echo mounted' '^mounted$' 60
 shell 'ls /mnt | tr "\n" " "; echo' '^meta-data network-config user-data ?$'

@@ -12,6 +12,7 @@ disk_toml loop.toml nvme pci-nvme 0.5.0 'type = "file"' "path = \"$PWD/nvme.img\
 
 start_vmm loop loop.toml
 boot_to_shell 300
+wait_disks vda nvme0n1
 # Block i of each disk gets "w<i>" repeated; "done <i>" is printed once both writes (with
 # fsync) have completed.
 send 'i=0; while [ $i -lt 1500 ]; do yes w$i | head -c 4096 | dd of=/dev/vda iflag=fullblock bs=4096 seek=$i conv=fsync 2>/dev/null && yes w$i | head -c 4096 | dd of=/dev/nvme0n1 iflag=fullblock bs=4096 seek=$i conv=fsync 2>/dev/null && echo "done $i"; i=$((i+1)); done'

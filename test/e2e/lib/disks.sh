@@ -24,3 +24,11 @@ disk_toml() {
     } >> "$file"
     cp "$file" "$E2E_ARTIFACTS/"
 }
+
+# wait_disks DEV...             in the guest, wait (up to 30 s) for /dev/DEV... to exist (the
+#                               nvme driver probes asynchronously, after the shell prompt)
+wait_disks() {
+    local devs="" d
+    for d in "$@"; do devs+=" /dev/$d"; done
+    shell "n=0; while [ \$n -lt 150 ]; do ok=1; for d in$devs; do [ -b \$d ] || ok=0; done; [ \$ok = 1 ] && break; sleep 0.2; n=\$((n+1)); done; echo disks-ready=\$ok" '^disks-ready=1$' 60
+}

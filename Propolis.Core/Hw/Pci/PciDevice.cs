@@ -189,12 +189,23 @@ public abstract partial class PciDevice
     /// <paramref name="body"/> is everything after the ID and next-pointer bytes (for a virtio
     /// <c>virtio_pci_cap</c>: cap_len, cfg_type, bar, ...). The body is read-only to the guest.
     /// Returns the capability's offset in configuration space.</summary>
-    protected int AddVendorCapability(ReadOnlySpan<byte> body)
+    /// <param name="writable">Registers of the capability the guest may write (offsets from the
+    /// capability's start, as for MSI); everything else is read-only.</param>
+    /// <param name="customDwords">Offsets (from the capability's start, dword aligned) of dwords
+    /// handled by <see cref="CustomConfigRead"/>/<see cref="CustomConfigWrite"/>, such as a data
+    /// window (virtio's VIRTIO_PCI_CAP_PCI_CFG).</param>
+    protected int AddVendorCapability(ReadOnlySpan<byte> body, ReadOnlySpan<ConfigRegister> writable = default, ReadOnlySpan<int> customDwords = default)
     {
         if (body.Length < 1 || body.Length > PciHeader.ConventionalSize - PciHeader.Size - 2)
             throw new ArgumentOutOfRangeException(nameof(body), body.Length, "a vendor-specific capability body is 1 to 190 bytes");
-        var offset = AddCapability(PciCapabilityId.VendorSpecific, [], 2 + body.Length);
+        var offset = AddCapability(PciCapabilityId.VendorSpecific, writable, 2 + body.Length);
         body.CopyTo(_config.AsSpan(offset + 2));
+        foreach (var d in customDwords)
+        {
+            if (d < 4 || d % 4 != 0 || d + 4 > 2 + body.Length)
+                throw new ArgumentOutOfRangeException(nameof(customDwords), d, "a custom dword must be an aligned dword inside the capability, after its header");
+            _customRegions.Add((offset + d, 4));
+        }
         return offset;
     }
 

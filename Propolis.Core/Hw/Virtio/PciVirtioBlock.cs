@@ -62,8 +62,59 @@ public sealed class PciVirtioBlock : PciDevice, IVirtioInterrupts, IDisposable
         AddVirtioCapability(cap, VirtioPciLayout.CapNotifyCfg, VirtioPciLayout.NotifyOffset, (uint)queues * VirtioPciLayout.NotifyOffMultiplier);
         AddVirtioCapability(cap, VirtioPciLayout.CapIsrCfg, VirtioPciLayout.IsrOffset, VirtioPciLayout.IsrLength);
         AddVirtioCapability(cap, VirtioPciLayout.CapDeviceCfg, VirtioPciLayout.DeviceOffset, (uint)Transport.Device.ConfigSize);
+        // §4.1.4.9 VIRTIO_PCI_CAP_PCI_CFG: the driver writes bar/offset/length, then reads or
+        // writes pci_cfg_data to reach that BAR through configuration space.
+        Span<byte> pciCfg = stackalloc byte[PciCfgCapLength];
+        pciCfg.Clear();
+        pciCfg[0] = PciCfgCapLength;
+        pciCfg[1] = VirtioPciLayout.CapPciCfg;
+        _pciCfgCap = AddVendorCapability(pciCfg[..(PciCfgCapLength - 2)],
+            [new("virtio_pci_cfg_cap.cap.bar", PciCfgBar, 1, 0xFF), new("virtio_pci_cfg_cap.cap.offset", PciCfgOffset, 4, 0xFFFF_FFFF),
+             new("virtio_pci_cfg_cap.cap.length", PciCfgLength, 4, 0xFFFF_FFFF)],
+            [PciCfgData]);
         // Per queue: the legacy port doorbell, then the modern MMIO one.
         _ioEventAddresses = new ulong[2 * queues];
+    }
+
+    /// <summary>struct virtio_pci_cfg_cap: a virtio_pci_cap, then u8 pci_cfg_data[4] (§4.1.4.9).</summary>
+    private const int PciCfgCapLength = 20, PciCfgBar = 4, PciCfgOffset = 8, PciCfgLength = 12, PciCfgData = 16;
+
+    private readonly int _pciCfgCap;
+
+    /// <summary>pci_cfg_data read: the BAR bytes the capability's bar/offset/length select (1, 2
+    /// or 4 bytes, naturally aligned; anything else reads zero). Under the config lock.</summary>
+    protected override uint CustomConfigRead(int offset)
+    {
+        if (offset != _pciCfgCap + PciCfgData || !PciCfgWindow(out var bar, out var at, out var length))
+        {
+            return 0;
+        }
+        Span<byte> data = stackalloc byte[4];
+        data.Clear();
+        DispatchBarRead(bar, at, data[..length]);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(data);
+    }
+
+    /// <summary>pci_cfg_data write: the low <c>length</c> bytes go to the selected BAR.</summary>
+    protected override void CustomConfigWrite(int offset, uint value, uint byteMask)
+    {
+        if (offset != _pciCfgCap + PciCfgData || !PciCfgWindow(out var bar, out var at, out var length))
+        {
+            return;
+        }
+        Span<byte> data = stackalloc byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(data, value);
+        DispatchBarWrite(bar, at, data[..length]);
+    }
+
+    private bool PciCfgWindow(out int bar, out ulong offset, out int length)
+    {
+        var c = ConfigBytes;
+        bar = c[_pciCfgCap + PciCfgBar];
+        offset = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(c[(_pciCfgCap + PciCfgOffset)..]);
+        length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(c[(_pciCfgCap + PciCfgLength)..]);
+        return bar is LegacyBar or MsixBar or ModernBar && length is 1 or 2 or 4 && offset % (ulong)length == 0
+            && GetBar(bar) is { } b && offset + (ulong)length <= b.Size;
     }
 
     private void AddVirtioCapability(Span<byte> buffer, byte cfgType, int offset, uint length)

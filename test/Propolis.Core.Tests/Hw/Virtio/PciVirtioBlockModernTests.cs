@@ -53,7 +53,7 @@ public sealed class PciVirtioBlockModernTests : IDisposable
             var head = _dev.ConfigReadDword(at);
             if ((head & 0xFF) == PciCapabilityId.VendorSpecific)
             {
-                Assert.Equal((head >> 16) & 0xFF, (head >> 24) == VirtioPciLayout.CapNotifyCfg ? 20u : 16u);   // cap_len
+                Assert.Equal((head >> 16) & 0xFF, (head >> 24) is VirtioPciLayout.CapNotifyCfg or VirtioPciLayout.CapPciCfg ? 20u : 16u);   // cap_len
                 caps.Add(((byte)(head >> 24), (byte)_dev.ConfigReadDword(at + 4), _dev.ConfigReadDword(at + 8), _dev.ConfigReadDword(at + 12)));
                 if ((head >> 24) == VirtioPciLayout.CapNotifyCfg)
                     Assert.Equal(VirtioPciLayout.NotifyOffMultiplier, _dev.ConfigReadDword(at + 16));
@@ -72,6 +72,7 @@ public sealed class PciVirtioBlockModernTests : IDisposable
             (VirtioPciLayout.CapNotifyCfg, (byte)4, 0x3000u, 4u),
             (VirtioPciLayout.CapIsrCfg, (byte)4, 0x1000u, 1u),
             (VirtioPciLayout.CapDeviceCfg, (byte)4, 0x2000u, (uint)Config.Size),
+            (VirtioPciLayout.CapPciCfg, (byte)0, 0u, 0u),
         ], VirtioCaps());
         Assert.Equal(0x4000UL, _dev.GetBar(4)!.Size);
         // The MSI-X capability is still in the chain.
@@ -164,6 +165,38 @@ public sealed class PciVirtioBlockModernTests : IDisposable
         Assert.Equal(2, UsedIdx);
         Assert.Equal((0xFEE0_0000UL, 0x42u), _sink.RouteSignals[^1]);
         Assert.Equal(1, _sink.RoutesCreated);
+    }
+
+    [Fact]
+    public void ThePciCfgWindowReachesTheModernBarThroughConfigSpace()
+    {
+        var at = (int)(_dev.ConfigReadDword(PciHeader.CapabilitiesPointer) & 0xFF);
+        while ((_dev.ConfigReadDword(at) >> 24) != VirtioPciLayout.CapPciCfg || (_dev.ConfigReadDword(at) & 0xFF) != PciCapabilityId.VendorSpecific)
+            at = (int)((_dev.ConfigReadDword(at) >> 8) & 0xFF);
+        void Select(byte bar, uint offset, uint length)
+        {
+            _dev.ConfigWrite(at + 4, [bar]);
+            _dev.ConfigWriteDword(at + 8, offset);
+            _dev.ConfigWriteDword(at + 12, length);
+        }
+
+        // num_queues (common config 0x12, 16 bits) reads 1; device_status written through the window.
+        Select(4, 0x12, 2);
+        Assert.Equal(1u, _dev.ConfigReadDword(at + 16) & 0xFFFF);
+        Select(4, 0x14, 1);
+        _dev.ConfigWriteDword(at + 16, 1);
+        Assert.Equal(DeviceStatus.Acknowledge, _dev.Transport.Status);
+        Assert.Equal(1u, R(0x14, 1));
+        // A misaligned, oversized or out-of-BAR selection reads zero and writes nothing.
+        Select(4, 0x13, 2);
+        Assert.Equal(0u, _dev.ConfigReadDword(at + 16));
+        Select(4, 0x14, 3);
+        _dev.ConfigWriteDword(at + 16, 0);
+        Select(4, 0x4000, 4);
+        Assert.Equal(0u, _dev.ConfigReadDword(at + 16));
+        Assert.Equal(DeviceStatus.Acknowledge, _dev.Transport.Status);
+        // The selection registers read back what was written.
+        Assert.Equal(0x4000u, _dev.ConfigReadDword(at + 8));
     }
 
     [Fact]

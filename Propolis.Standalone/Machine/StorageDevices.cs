@@ -64,6 +64,21 @@ internal sealed partial class StorageDevices : IDisposable
         }
     }
 
+    /// <summary>The <see cref="PciDeviceFactory"/> builder for a disk slot: the function, and the
+    /// disk's lifecycle (backend workers, drain on pause, flush and stop on halt) after it.</summary>
+    /// <exception cref="MachineException">The backend cannot be built.</exception>
+    public static PciFunctionParts CreateParts(PciDeviceContext ctx)
+    {
+        var disk = ctx.Slot.Device switch
+        {
+            NvmeSpec n => CreateNvme(ctx.Slot.Path, n, ctx.CloudInit, ctx.Memory, ctx.LoggerFactory),
+            VirtioBlockDeviceSpec b => CreateVirtioBlock(ctx.Slot.Path, b, ctx.CloudInit, ctx.Memory, ctx.LoggerFactory),
+            _ => throw new InvalidOperationException($"{PciDeviceFactory.Describe(ctx.Slot.Device)} is not a disk"),
+        };
+        disk.ResetsFunction = false;   // the machine resets the function itself
+        return new PciFunctionParts(disk.Function, [disk]);
+    }
+
     private static Disk CreateNvme(PciPath path, NvmeSpec n, CloudInitConfig? cloudInit, GuestMemory memory, ILoggerFactory lf)
     {
         var logger = lf.CreateLogger($"nvme.{n.Name}");
@@ -190,7 +205,14 @@ internal sealed partial class StorageDevices : IDisposable
 
         public void Resume() => backend.Resume();
 
-        public void Reset() => function.Reset();
+        /// <summary>Off when the machine resets the PCI function through its own lifecycle entry.</summary>
+        public bool ResetsFunction { get; set; } = true;
+
+        public void Reset()
+        {
+            if (ResetsFunction)
+                function.Reset();
+        }
 
         public void Halt()
         {

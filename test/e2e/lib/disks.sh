@@ -7,7 +7,7 @@
 #                                appends a [block_dev.NAME] with the given lines and a
 #                                [dev.NAME-dev] of DRIVER at pci-path SLOT using it
 
-pattern() { yes "$1" | head -c "$2"; }
+pattern() { { yes "$1" || true; } | head -c "$2"; }
 
 disk_toml() {
     local file=$1 name=$2 driver=$3 slot=$4; shift 4

@@ -17,7 +17,7 @@ namespace Propolis.Core.Hw.Nvme;
 /// bus has a registrar): the guest's doorbell write then costs no exit to userspace, and a
 /// doorbell thread reads the new value from the shadow buffer, as QEMU's nvme does. The admin
 /// queue's doorbells always trap.</para></remarks>
-public sealed class NvmePciFunction : PciDevice, INvmeInterrupts, IDisposable
+public sealed partial class NvmePciFunction : PciDevice, INvmeInterrupts, IDisposable
 {
     /// <summary>Device ID used under the Oxide vendor ID for this controller.</summary>
     public const ushort NvmeDeviceId = 0x0000;
@@ -91,6 +91,7 @@ public sealed class NvmePciFunction : PciDevice, INvmeInterrupts, IDisposable
         {
             _doorbells ??= new EventFdWaiter("nvme doorbells", IoDoorbells, i => Controller.ShadowDoorbellRung(i + 2), _logger);
         }
+        var before = _watched.Count(a => a != 0);
         for (var i = 0; i < IoDoorbells; i++)
         {
             ulong want = baseAddress is { } b ? b + NvmeRegisterMap.DoorbellBase + (ulong)(i + 2) * 4 : 0;
@@ -108,7 +109,15 @@ public sealed class NvmePciFunction : PciDevice, INvmeInterrupts, IDisposable
                 _watched[i] = want;
             }
         }
+        var after = _watched.Count(a => a != 0);
+        if (after != before && _logger is not null)
+        {
+            LogDoorbells(_logger, after, baseAddress ?? 0);
+        }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "nvme: {Count} I/O doorbells watched by ioeventfd (BAR0 at 0x{Bar:X}; shadow doorbells on)")]
+    private static partial void LogDoorbells(ILogger logger, int count, ulong bar);
 
     /// <summary>Drops the doorbell registrations and stops the doorbell thread.</summary>
     public void Dispose()

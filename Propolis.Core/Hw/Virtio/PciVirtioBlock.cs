@@ -19,7 +19,7 @@ namespace Propolis.Core.Hw.Virtio;
 /// costs the guest no exit to userspace; a dedicated thread drains the queue. Without one (or if
 /// the hypervisor refuses), the same writes trap to <see cref="BarWrite"/> and do the same.</para>
 /// </remarks>
-public sealed class PciVirtioBlock : PciDevice, IVirtioInterrupts, IDisposable
+public sealed partial class PciVirtioBlock : PciDevice, IVirtioInterrupts, IDisposable
 {
     /// <summary>Vectors in the MSI-X table: configuration and the request queue.</summary>
     public const int MsixVectors = 2;
@@ -194,6 +194,10 @@ public sealed class PciVirtioBlock : PciDevice, IVirtioInterrupts, IDisposable
                 if (registrar.TryRegister(_notifier[slot], space, address, 2, match))
                 {
                     _ioEventAddresses[slot] = address;
+                    if (_logger is not null)
+                    {
+                        LogNotifyWatched(_logger, legacy ? "legacy port" : "modern MMIO", q, address);
+                    }
                 }
             }
         }
@@ -220,6 +224,9 @@ public sealed class PciVirtioBlock : PciDevice, IVirtioInterrupts, IDisposable
         _notifier.Dispose();
         _notifier = null;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "virtio-block: queue {Queue} notifications ({Kind} 0x{Address:X}) watched by ioeventfd")]
+    private static partial void LogNotifyWatched(ILogger logger, string kind, int queue, ulong address);
 
     bool IVirtioInterrupts.MsixEnabled => _msix.Enabled;
 

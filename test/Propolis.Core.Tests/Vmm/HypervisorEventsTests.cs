@@ -89,6 +89,7 @@ public sealed class HypervisorEventsTests
             Log.Add($"-ioeventfd {space} {address:X}/{length}");
 
         public void MapMemory(GuestMemory memory) => throw new NotSupportedException();
+        public void MapReadOnly(ulong guestAddress, nint hostAddress, ulong size) => throw new NotSupportedException();
         public IVcpu CreateVcpu(int id) => throw new NotSupportedException();
         public void SetIrqLine(uint gsi, bool asserted) => throw new NotSupportedException();
         public IIrqLine GetIrqLine(uint gsi) => throw new NotSupportedException();

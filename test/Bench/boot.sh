@@ -190,10 +190,17 @@ for n in $(seq 1 "$runs"); do
     boot_once ours "$n"
     boot_once qemu "$n"
 done
-for n in $(seq 1 "$runs"); do
-    boot_once ours-ovmf "$n"
-    boot_once qemu-ovmf "$n"
-done
+# Under the TCG sandbox, OVMF as a nested guest aborts the outer QEMU 7.2 (an assertion in
+# tcg_handle_interrupt), whichever VMM runs it, and takes the sandbox down: the firmware rows
+# are measured on a host's own KVM only (BOOT_BENCH_OVMF_NESTED=1 tries anyway).
+ovmf_rows=1
+if [ "$where" != host ] && [ "${BOOT_BENCH_OVMF_NESTED:-0}" != 1 ]; then ovmf_rows=0; fi
+if [ $ovmf_rows -eq 1 ]; then
+    for n in $(seq 1 "$runs"); do
+        boot_once ours-ovmf "$n"
+        boot_once qemu-ovmf "$n"
+    done
+fi
 
 # Median (mean of the middle two for an even count), min and max of column C over a VMM's
 # successful runs; "- - -" when it has none.
@@ -228,7 +235,11 @@ rows() { # ours-kind qemu-kind label
     }'
 }
 rows ours qemu ""
-rows ours-ovmf qemu-ovmf " + OVMF"
+if [ $ovmf_rows -eq 1 ]; then
+    rows ours-ovmf qemu-ovmf " + OVMF"
+else
+    echo "(+ OVMF rows: not measured under the TCG sandbox, where a nested OVMF aborts the outer QEMU 7.2; run on a host with /dev/kvm)"
+fi
 echo "(RSS and HWM are medians over the successful runs; HWM is the peak up to the poweroff that ends each run)"
 n_failed=$(( $(failed ours) + $(failed qemu) + $(failed ours-ovmf) + $(failed qemu-ovmf) ))
 [ "$n_failed" -eq 0 ] || { echo "boot.sh: $n_failed boot(s) failed; see above" >&2; exit 1; }

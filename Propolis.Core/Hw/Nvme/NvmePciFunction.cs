@@ -112,12 +112,18 @@ public sealed partial class NvmePciFunction : PciDevice, INvmeInterrupts, IDispo
         var after = _watched.Count(a => a != 0);
         if (after != before && _logger is not null)
         {
-            LogDoorbells(_logger, after, baseAddress ?? 0);
+            if (after > 0)
+                LogDoorbells(_logger, after, baseAddress ?? 0);
+            else
+                LogDoorbellsTrapped(_logger);
         }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "nvme: {Count} I/O doorbells watched by ioeventfd (BAR0 at 0x{Bar:X}; shadow doorbells on)")]
     private static partial void LogDoorbells(ILogger logger, int count, ulong bar);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "nvme: I/O doorbells no longer watched by ioeventfd (shadow doorbells off, BAR0 not decoded, or teardown)")]
+    private static partial void LogDoorbellsTrapped(ILogger logger);
 
     /// <summary>Drops the doorbell registrations and stops the doorbell thread.</summary>
     public void Dispose()

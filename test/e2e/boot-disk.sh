@@ -20,6 +20,11 @@
 #   printf 'set disk_name=second\n' > n.cfg; mcopy -o -i COPY@@1M n.cfg ::/disk-name.cfg
 # (BOOT_DISK_ESP_OFFSET, 1048576, is the partition's byte offset.)
 # --print           print the image's path on stdout.
+# --verify          then boot it: qemu-system-x86_64 with OVMF (-accel kvm where /dev/kvm works,
+#                   else TCG, which takes a minute or two) on an NVMe drive, to the guest's shell,
+#                   check propolis.boot_disk=boot in /proc/cmdline, power off. Prints
+#                   "boot disk verified (...)" or fails. This is how the image is checked where
+#                   the e2e sandbox cannot run firmware (see README.md, "Nested OVMF").
 # The image is rebuilt only when this script, GRUB, the kernel or the initramfs changes. Needs
 # (installed with apt-get when missing): fdisk (sfdisk), mtools, grub-efi-amd64-bin, and ovmf for
 # booting it: qemu-system-x86_64 -accel kvm -bios /usr/share/ovmf/OVMF.fd -nographic \
@@ -31,11 +36,12 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib/common.sh"
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-with=() print=0
+with=() print=0 verify=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --with) [ -n "${2:-}" ] || e2e_die "--with needs program names"; with=(--with "$2"); shift 2 ;;
         --print) print=1; shift ;;
+        --verify) verify=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) e2e_die "unknown argument '$1' (see --help)" ;;
     esac
@@ -60,7 +66,46 @@ GRUB_DIR=/usr/lib/grub/x86_64-efi
 exec {lock}>"$dir/.boot-disk.lock"
 flock "$lock"
 key=$(e2e_hash "$HERE/boot-disk.sh" "$HERE/lib/common.sh" "$kernel" "$initrd" "$GRUB_DIR/linux.mod" "$GRUB_DIR/kernel.img")
+
+# verify_image: boot the image with QEMU and OVMF to the guest's shell (see --verify).
+verify_image() {
+    e2e_apt_need qemu-system-x86 socat ovmf
+    local work accel=tcg timeout=600 qpid status=0
+    if [ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null; then accel=kvm timeout=180; fi
+    work=$(mktemp -d "${TMPDIR:-/tmp}/boot-disk-verify.XXXXXX")
+    cp --sparse=always "$image" "$work/disk.img"
+    CONSOLE_LOG=$work/console.log
+    # shellcheck source=lib/console.sh
+    . "$HERE/lib/console.sh"
+    qemu-system-x86_64 -accel $accel -m 512 -nodefaults -display none -no-reboot -net none \
+        -bios /usr/share/ovmf/OVMF.fd \
+        -drive "file=$work/disk.img,if=none,id=d0,format=raw" -device nvme,drive=d0,serial=boot \
+        -chardev "socket,id=con,path=$work/ttya,server=on,wait=on" -serial chardev:con \
+        > "$work/qemu.log" 2>&1 < /dev/null &
+    qpid=$!
+    if connect "$work/ttya" 30 && expect_line 'propolis boot disk: boot on ' $timeout \
+        && expect_line 'propolis demo guest' $timeout && expect_text '~ # ' 60; then
+        send "grep -o 'propolis.boot_disk=[a-z]*' /proc/cmdline"
+        expect_line '^propolis\.boot_disk=boot$' 30 || status=1
+    else
+        status=1
+    fi
+    [ $status -eq 0 ] && send 'poweroff -f'
+    disconnect
+    sleep 1
+    kill "$qpid" 2>/dev/null || true
+    wait "$qpid" 2>/dev/null || true
+    if [ $status -ne 0 ]; then
+        tail -n 20 "$work/qemu.log" >&2
+        rm -rf "$work"
+        e2e_die "the boot disk did not boot to the guest's shell (QEMU -accel $accel, OVMF)"
+    fi
+    rm -rf "$work"
+    e2e_log "boot disk verified (QEMU -accel $accel, OVMF, NVMe: GRUB, kernel, shell)"
+}
+
 if [ -f "$image" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+    [ $verify -eq 1 ] && verify_image
     [ $print -eq 1 ] && echo "$image"
     exit 0
 fi
@@ -128,5 +173,6 @@ mcopy -i "$esp" "$stage/disk-name.cfg" ::/disk-name.cfg
 mv "$tmp" "$image"
 echo "$key" > "$stamp"
 e2e_log "boot disk: $image (${disk_mib} MiB, ESP at $BOOT_DISK_ESP_OFFSET)"
+[ $verify -eq 1 ] && verify_image
 [ $print -eq 1 ] && echo "$image"
 exit 0

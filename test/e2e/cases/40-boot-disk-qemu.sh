@@ -5,11 +5,12 @@
 # harness; case 41 runs the same with propolis-standalone.
 # e2e-timeout: 420
 . "$E2E_ROOT/test/e2e/lib/disk.sh"
+require_firmware_kvm
 
 [ -w /dev/kvm ] || fail "no usable /dev/kvm here"
 boot_disk_copy boot.img boot
 boot_disk_copy second.img second
-spawn qemu qemu-system-x86_64 -accel kvm -machine kernel-irqchip=off -cpu host -m 512 -smp 2 \
+spawn qemu qemu-system-x86_64 -accel kvm -cpu host -m 512 -smp 2 \
     -nodefaults -display none -no-reboot -net none -bios "$E2E_OVMF" \
     -drive file=second.img,if=none,id=d1,format=raw,cache=writeback \
     -device virtio-blk-pci,drive=d1,addr=4,bootindex=1 \

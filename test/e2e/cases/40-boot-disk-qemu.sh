@@ -4,7 +4,7 @@
 # disk (a copy named "second", on virtio-blk at a lower PCI slot). This checks the image and the
 # harness; case 41 runs the same with propolis-standalone.
 # e2e-timeout: 420
-. "$E2E_ROOT/test/e2e/lib/disk.sh"
+. "$E2E_ROOT/test/e2e/lib/bootdisk.sh"
 require_firmware_kvm
 
 [ -w /dev/kvm ] || fail "no usable /dev/kvm here"

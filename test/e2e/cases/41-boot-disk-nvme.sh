@@ -6,7 +6,7 @@
 # ["boot", "second"] boots the NVMe disk, then ["second", "boot"] boots the virtio-block one.
 # e2e-timeout: 720
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"
-. "$E2E_ROOT/test/e2e/lib/disk.sh"
+. "$E2E_ROOT/test/e2e/lib/bootdisk.sh"
 require_firmware_kvm
 
 boot_disk_copy boot.img boot

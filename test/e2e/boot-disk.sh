@@ -20,9 +20,11 @@
 #   printf 'set disk_name=second\n' > n.cfg; mcopy -o -i COPY@@1M n.cfg ::/disk-name.cfg
 # (BOOT_DISK_ESP_OFFSET, 1048576, is the partition's byte offset.)
 # --print           print the image's path on stdout.
-# --verify          then boot it: qemu-system-x86_64 with OVMF (-accel kvm where /dev/kvm works,
-#                   else TCG, which takes a minute or two) on an NVMe drive, to the guest's shell,
-#                   check propolis.boot_disk=boot in /proc/cmdline, power off. Prints
+# --verify          then boot it twice: qemu-system-x86_64 with OVMF (-accel kvm where /dev/kvm
+#                   works, else TCG: about 20 s a boot) with the image on NVMe and a copy named
+#                   "second" on virtio-blk at a lower PCI slot; bootindex first picks the NVMe
+#                   disk, then the copy; each time GRUB's line, the guest's shell and
+#                   propolis.boot_disk=NAME in /proc/cmdline are checked. Prints
 #                   "boot disk verified (...)" or fails. This is how the image is checked where
 #                   the e2e sandbox cannot run firmware (see README.md, "Nested OVMF").
 # The image is rebuilt only when this script, GRUB, the kernel or the initramfs changes. Needs
@@ -67,26 +69,26 @@ exec {lock}>"$dir/.boot-disk.lock"
 flock "$lock"
 key=$(e2e_hash "$HERE/boot-disk.sh" "$HERE/lib/common.sh" "$kernel" "$initrd" "$GRUB_DIR/linux.mod" "$GRUB_DIR/kernel.img")
 
-# verify_image: boot the image with QEMU and OVMF to the guest's shell (see --verify).
-verify_image() {
-    e2e_apt_need qemu-system-x86 socat ovmf
-    local work accel=tcg timeout=600 qpid status=0
-    if [ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null; then accel=kvm timeout=180; fi
-    work=$(mktemp -d "${TMPDIR:-/tmp}/boot-disk-verify.XXXXXX")
-    cp --sparse=always "$image" "$work/disk.img"
-    CONSOLE_LOG=$work/console.log
-    # shellcheck source=lib/console.sh
-    . "$HERE/lib/console.sh"
-    qemu-system-x86_64 -accel $accel -m 512 -nodefaults -display none -no-reboot -net none \
+# verify_boot WORK NAME BOOTINDEX-OF-SECOND: boot QEMU+OVMF with WORK/boot.img on NVMe (bootindex 1
+# unless told) and WORK/second.img on virtio-blk at a lower PCI slot; expect the disk NAME.
+verify_boot() {
+    local work=$1 want=$2 second_index=$3 boot_index qpid status=0
+    boot_index=$((1 - second_index))
+    rm -f "$work/ttya"
+    qemu-system-x86_64 -accel "$verify_accel" -m 512 -nodefaults -display none -no-reboot -net none \
         -bios /usr/share/ovmf/OVMF.fd \
-        -drive "file=$work/disk.img,if=none,id=d0,format=raw" -device nvme,drive=d0,serial=boot \
+        -drive "file=$work/second.img,if=none,id=d1,format=raw" \
+        -device "virtio-blk-pci,drive=d1,addr=4,bootindex=$second_index" \
+        -drive "file=$work/boot.img,if=none,id=d0,format=raw" \
+        -device "nvme,drive=d0,serial=boot,addr=5,bootindex=$boot_index" \
         -chardev "socket,id=con,path=$work/ttya,server=on,wait=on" -serial chardev:con \
         > "$work/qemu.log" 2>&1 < /dev/null &
     qpid=$!
-    if connect "$work/ttya" 30 && expect_line 'propolis boot disk: boot on ' $timeout \
-        && expect_line 'propolis demo guest' $timeout && expect_text '~ # ' 60; then
+    if connect "$work/ttya" 30 && expect_line 'propolis boot disk: ' "$verify_timeout" \
+        && [[ $CONSOLE_MATCH == *"propolis boot disk: $want on "* ]] \
+        && expect_line 'propolis demo guest' "$verify_timeout" && expect_text '~ # ' 60; then
         send "grep -o 'propolis.boot_disk=[a-z]*' /proc/cmdline"
-        expect_line '^propolis\.boot_disk=boot$' 30 || status=1
+        expect_line "^propolis\\.boot_disk=$want\$" 30 || status=1
     else
         status=1
     fi
@@ -96,12 +98,30 @@ verify_image() {
     kill "$qpid" 2>/dev/null || true
     wait "$qpid" 2>/dev/null || true
     if [ $status -ne 0 ]; then
+        echo "boot-disk.sh: expected the disk '$want'; GRUB said: ${CONSOLE_MATCH:-nothing}" >&2
         tail -n 20 "$work/qemu.log" >&2
-        rm -rf "$work"
-        e2e_die "the boot disk did not boot to the guest's shell (QEMU -accel $accel, OVMF)"
     fi
+    return $status
+}
+
+# verify_image: see --verify.
+verify_image() {
+    e2e_apt_need qemu-system-x86 socat ovmf
+    local work status=0
+    verify_accel=tcg verify_timeout=600
+    if [ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null; then verify_accel=kvm verify_timeout=180; fi
+    work=$(mktemp -d "${TMPDIR:-/tmp}/boot-disk-verify.XXXXXX")
+    cp --sparse=always "$image" "$work/boot.img"
+    cp --sparse=always "$image" "$work/second.img"
+    printf 'set disk_name=second\n' > "$work/name.cfg"
+    MTOOLS_SKIP_CHECK=1 mcopy -o -i "$work/second.img@@$BOOT_DISK_ESP_OFFSET" "$work/name.cfg" ::/disk-name.cfg
+    CONSOLE_LOG=$work/console.log
+    # shellcheck source=lib/console.sh
+    . "$HERE/lib/console.sh"
+    verify_boot "$work" boot 1 && verify_boot "$work" second 0 || status=1
     rm -rf "$work"
-    e2e_log "boot disk verified (QEMU -accel $accel, OVMF, NVMe: GRUB, kernel, shell)"
+    [ $status -eq 0 ] || e2e_die "the boot disk did not boot as expected (QEMU -accel $verify_accel, OVMF)"
+    e2e_log "boot disk verified (QEMU -accel $verify_accel, OVMF: bootindex picks the NVMe disk over a virtio-blk copy at a lower slot, and the other way round; GRUB, kernel, shell)"
 }
 
 if [ -f "$image" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then

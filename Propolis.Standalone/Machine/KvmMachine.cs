@@ -58,6 +58,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
     private readonly I440FxChipset _chipset;
     private readonly LegacyIsaDevices _legacy;
     private readonly BootRom? _bootRom;
+    private readonly HypervisorEvents _events;
     private VcpuRunner? _runner;
 
     private KvmMachine(IHypervisor hypervisor, MachineSpec spec, byte[]? bootRom, byte[] kernel, byte[] initrd, CpuidEntry[] cpuid,
@@ -77,9 +78,13 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
             var control = new MachineControl(post);
             var pio = _parts.PortIo;
             var irqs = new IsaIrqLines(irq => _parts.Vm.GetIrqLine(irq));
-            var msi = new VmMsiSink(_parts.Vm);
+            // MSIs through irqfd GSI routes and doorbells through ioeventfds (KVM_SIGNAL_MSI and
+            // trapped writes where KVM refuses); the VM lives as long as the machine.
+            _events = new HypervisorEvents(_parts.Vm, loggerFactory.CreateLogger("hypervisor-events"));
+            var msi = new IrqFdMsiSink(_events);
             _chipset = I440FxChipset.Create(new I440FxOptions(EnableEcam: true), pio, _parts.Mmio, irqs, msi, control,
                 loggerFactory: loggerFactory);
+            _chipset.Bus.IoEvents = _events;
             _devices.Add(new CallbackLifecycle("i440fx", _chipset.Reset, _chipset.Dispose));
             try
             {
@@ -100,7 +105,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
             {
                 if (slot.Device.IsChipset)
                     continue;
-                var parts = PciDeviceFactory.Create(new PciDeviceContext(slot, _parts.Memory, _parts.Vm, msi, loggerFactory));
+                var parts = PciDeviceFactory.Create(new PciDeviceContext(slot, _parts.Memory, _parts.Vm, msi, loggerFactory) { CloudInit = spec.CloudInit });
                 _chipset.AttachPci(parts.Function, slot.Path.Device, slot.Path.Function);
                 _devices.Add(parts.Function as ILifecycle ?? new CallbackLifecycle(PciDeviceFactory.NameOf(slot.Device), parts.Function.Reset, null));
                 _devices.AddRange(parts.Lifecycle);
@@ -119,6 +124,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
         catch
         {
             _bootRom?.Dispose();
+            _events?.Dispose();
             _parts.Dispose();
             throw;
         }
@@ -374,6 +380,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
     public void Dispose()
     {
         Stop();
+        _events.Dispose();
         _parts.Dispose();
         _bootRom?.Dispose();
     }

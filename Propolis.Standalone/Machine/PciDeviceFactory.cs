@@ -3,6 +3,7 @@ using Propolis.Core.Hw.Pci;
 using Propolis.Core.Lifecycle;
 using Propolis.Core.Memory;
 using Propolis.Core.Vmm;
+using Propolis.Standalone.Config;
 using Propolis.Standalone.Spec;
 
 namespace Propolis.Standalone.Machine;
@@ -25,6 +26,9 @@ internal sealed record PciDeviceContext(PciSlotSpec Slot, GuestMemory Memory, IV
 {
     /// <summary>The device's name from the configuration (<c>[dev.NAME]</c>), for logs.</summary>
     public string DeviceName => PciDeviceFactory.NameOf(Slot.Device);
+
+    /// <summary>The <c>[cloudinit]</c> section, for a disk whose block_dev is of type cloudinit.</summary>
+    public CloudInitConfig? CloudInit { get; init; }
 }
 
 /// <summary>A PCI function built for a slot, with whatever else of it takes part in the
@@ -56,6 +60,8 @@ internal static class PciDeviceFactory
     {
         // One case per device kind, e.g.:
         //   NvmeSpec n => ctx => new PciFunctionParts(new NvmePciFunction(ctx.Memory, ...), [backendLifecycle]),
+        NvmeSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
+        VirtioBlockSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
         _ => null,
     };
 

@@ -280,7 +280,7 @@ awk '
     }
 }
 function iops(v) { return v == "n/a" || v == "" ? "n/a" : sprintf("%d", v) }
-function mibs(v) { return v == "n/a" || v == "" ? "n/a" : sprintf("%.1f", v / 1024) }
+function mibs(v) { return v == "n/a" || v == "" ? "n/a" : sprintf(v < 10240 ? "%.2f" : "%.1f", v / 1024) }
 END {
     fmt = "%-16s %-18s %10s %11s %10s %11s %9s\n"
     printf fmt, "device/backend", "job", "ours IOPS", "ours MiB/s", "qemu IOPS", "qemu MiB/s", "ours/qemu"

@@ -18,7 +18,7 @@
 #
 # Everything runs in one test/e2e/kvm-sandbox.sh invocation (directly where /dev/kvm is usable,
 # else under nested KVM in a QEMU TCG sandbox: absolute figures are then dominated by the
-# emulation; read the ratio). A run of the defaults takes about ten minutes in the sandbox.
+# emulation; read the ratio). A run of the defaults takes 10 to 15 minutes in the sandbox.
 # STORAGE_BENCH_BOOT_TIMEOUT (seconds, default 300) bounds one guest boot.
 #
 # More rows: TARGETS below lists "vmm device backend" triples; a backend of ours other than
@@ -119,8 +119,26 @@ else
     cache_text="QEMU cache=writeback: $(stat -f -c %T "$image") takes no O_DIRECT"
 fi
 
-# ours_block_dev BACKEND NAME: the [block_dev.NAME] section of our VMM for this backend, over
-# $image. A new backend (crucible: issue 8) is one more case here, plus its rows in TARGETS.
+# The hook for more backends of ours (crucible: issue 8), three functions with one case each:
+#   ours_backend_up BACKEND     start what the backend needs outside the VMM (crucible: three
+#                               downstairs from dsc with a region of $size_mib MiB), before boot
+#   ours_block_dev BACKEND NAME the [block_dev.NAME] section of our VMM for it
+#   ours_backend_down BACKEND   stop it again, after the guest is gone
+# plus its rows in TARGETS ("ours nvme crucible", "ours virtio crucible").
+ours_backend_up() {
+    case "$1" in
+        file) ;;                      # the image file is all it needs
+        *) echo "storage.sh: no setup for backend '$1'" >&2; return 1 ;;
+    esac
+}
+ours_backend_down() {
+    case "$1" in
+        file) ;;
+        *) ;;
+    esac
+}
+
+# ours_block_dev BACKEND NAME: see above; the file backend is $image.
 ours_block_dev() {
     case "$1" in
         file)
@@ -205,6 +223,8 @@ run_target() {
     t0=$SECONDS
     if [ "$vmm" = ours ] && [ ! -x "$PROPOLIS" ]; then
         reason="no $PROPOLIS"
+    elif [ "$vmm" = ours ] && ! ours_backend_up "$backend" 2>vmm.err; then
+        reason="backend $backend: $(tail -n 1 vmm.err)"
     elif ! start_vmm "$vmm" "$dev" "$backend" 2>vmm.err; then
         reason=$(tail -n 1 vmm.err)
     elif ! { connect ttya 60 && expect_line 'propolis demo guest' "$BOOT_TIMEOUT" && expect_text '~ # ' 60; } >/dev/null 2>&1; then
@@ -225,6 +245,7 @@ run_target() {
             printf '%s %s %s %s n/a %s\n' "$vmm" "$dev" "$backend" "$name" "$reason" >> results
         done
         stop_vmm
+        [ "$vmm" = ours ] && ours_backend_down "$backend"
         return 0
     fi
     printf '  %-4s %-6s %-8s shell after %ss\n' "$vmm" "$dev" "$backend" $((SECONDS - t0)) >&2
@@ -253,6 +274,8 @@ run_target() {
         printf '    %s\n' "$(tail -n 1 results | cut -d' ' -f4-)" >&2
     done
     stop_vmm
+    [ "$vmm" = ours ] && ours_backend_down "$backend"
+    return 0
 }
 
 case "$where" in

@@ -9,9 +9,7 @@
 #   boot_disk_copy DEST NAME
 #                         copy the boot disk to DEST, its disk-name.cfg saying NAME, so that the
 #                         guest tells which copy the firmware booted
-#   require_firmware_kvm  skip the case where KVM is nested under the sandbox's QEMU 7.2 TCG, which
-#                         aborts when a nested guest runs OVMF (see test/e2e/README.md, "Nested
-#                         OVMF"); E2E_FIRMWARE_NESTED=1 runs it there anyway
+#   (require_firmware_kvm, which these cases call first, is in lib/e2e.sh)
 #   expect_boot_disk NAME [TIMEOUT]
 #                         wait for GRUB's "propolis boot disk: NAME on (...)" line, the demo guest's
 #                         banner and prompt, and check that /proc/cmdline has propolis.boot_disk=NAME
@@ -19,12 +17,6 @@
 E2E_BOOT_DISK=$E2E_OUT/guest/boot-disk.img
 E2E_OVMF=${E2E_OVMF:-/usr/share/ovmf/OVMF.fd}
 BOOT_DISK_ESP_OFFSET=1048576     # as in boot-disk.sh
-
-require_firmware_kvm() {
-    if [ "${E2E_NESTED:-}" = tcg ] && [ "${E2E_FIRMWARE_NESTED:-}" != 1 ]; then
-        skip "OVMF under nested KVM aborts the sandbox's QEMU (TCG: CR8 write under SVM V_IRQ without the BQL); needs a host with /dev/kvm or E2E_FIRMWARE_NESTED=1"
-    fi
-}
 
 boot_disk_copy() {
     local dest=$1 name=$2

@@ -187,10 +187,9 @@ start_vmm() {
 }
 
 stop_vmm() {
-    local i
     if [ -n "$vmm_pid" ] && kill -0 "$vmm_pid" 2>/dev/null; then
         send 'poweroff -f' 2>/dev/null || true
-        for i in $(seq 1 100); do kill -0 "$vmm_pid" 2>/dev/null || break; sleep 0.2; done
+        for _ in $(seq 1 100); do kill -0 "$vmm_pid" 2>/dev/null || break; sleep 0.2; done
         kill -TERM "$vmm_pid" 2>/dev/null || true
         sleep 1
         kill -KILL "$vmm_pid" 2>/dev/null || true

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Builds and runs every benchmark program under test/Bench/ (one project per folder), in Release,
-# then the boot benchmark (boot.sh: this VMM against QEMU -accel kvm booting the demo guest).
-# Arguments are passed to each C# program (CryptoBench takes seconds per figure), not to boot.sh.
+# then the boot benchmark (boot.sh: this VMM against QEMU -accel kvm booting the demo guest) and
+# the storage benchmark (storage.sh: fio in the guest on NVMe and virtio-block, this VMM against
+# QEMU). Arguments are passed to each C# program (CryptoBench takes seconds per figure), not to
+# the shell benchmarks.
 #   test/Bench/run.sh [ARGS]
-#   test/Bench/run.sh boot [--runs N]     only the boot benchmark
+#   test/Bench/run.sh boot [--runs N]                   only the boot benchmark
+#   test/Bench/run.sh storage [--runtime S] [--size M]  only the storage benchmark
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 if [ "${1:-}" = boot ]; then
     shift
     exec ./boot.sh "$@"
+fi
+if [ "${1:-}" = storage ]; then
+    shift
+    exec ./storage.sh "$@"
 fi
 status=0
 for proj in */*.csproj; do
@@ -20,4 +27,6 @@ for proj in */*.csproj; do
 done
 printf '\033[1m==> boot\033[0m\n' >&2
 ./boot.sh || status=1
+printf '\033[1m==> storage\033[0m\n' >&2
+./storage.sh || status=1
 exit $status

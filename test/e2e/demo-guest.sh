@@ -50,7 +50,11 @@ e2e_apt_need busybox-static cpio gzip
 e2e_kernel_ensure
 
 name=initramfs
-tool_paths=()
+tool_paths=() tool_libs=()
+# tool_libraries PROGRAM: the shared libraries the dynamic linker loads for it (paths, one a line).
+tool_libraries() {
+    ldd "$1" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'
+}
 if [ ${#tools[@]} -gt 0 ]; then
     mapfile -t tools < <(printf '%s\n' "${tools[@]}" | sort -u)
     for t in "${tools[@]}"; do
@@ -60,12 +64,18 @@ if [ ${#tools[@]} -gt 0 ]; then
         fi
         p=$(command -v "$t") || e2e_die "--with: no program '$t' on PATH (and no known Debian package for it)"
         tool_paths+=("$(readlink -f "$p")")
+        # Every shared library must resolve here: the image gets what the dynamic linker finds.
+        if ldd "$p" 2>/dev/null | grep -q 'not found'; then
+            e2e_die "--with: $p needs libraries that are not installed: $(ldd "$p" | awk '/not found/ { print $1 }' | tr '\n' ' ')"
+        fi
+        mapfile -t -O "${#tool_libs[@]}" tool_libs < <(tool_libraries "$p")
         name+="+$t"
     done
 fi
 image=$dir/$name.img
 
-key="$(e2e_hash "$HERE/demo-guest.sh" "$HERE/lib/common.sh" /bin/busybox ${tool_paths[@]+"${tool_paths[@]}"}) $KERNEL_RELEASE"
+# (The libraries are in the key too: an upgraded library rebuilds the image.)
+key="$(e2e_hash "$HERE/demo-guest.sh" "$HERE/lib/common.sh" /bin/busybox ${tool_paths[@]+"${tool_paths[@]}"} ${tool_libs[@]+"${tool_libs[@]}"}) $KERNEL_RELEASE"
 stamp=$dir/.$name.stamp
 
 # The kernel files are shared by every image; refresh them when the kernel package changed.
@@ -103,7 +113,7 @@ for i in ${tools[@]+"${!tools[@]}"}; do
         [ -n "$lib" ] || continue
         mkdir -p "$stage$(dirname "$lib")"
         cp -L "$lib" "$stage$lib"
-    done < <(ldd "$p" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p')
+    done < <(tool_libraries "$p")
 done
 
 cat > "$stage/init" <<'EOF'

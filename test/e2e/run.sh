@@ -6,8 +6,9 @@
 # Builds the demo guest (demo-guest.sh), then runs every case test/e2e/cases/NN-name.sh (or those
 # whose name contains one of the PATTERNs), in order, inside ONE kvm-sandbox.sh VM when this
 # machine has no usable /dev/kvm (directly otherwise). Prints one "PASS name (Ns)" or
-# "FAIL name (Ns): why" line per case, then "e2e: N passed, M failed"; exits non-zero when a case
-# failed. Each case's logs are kept in out/e2e/<name>/ (output.log, console.log, ...).
+# "FAIL name (Ns): why" line per case ("SKIP name: why" for a case that exits with status 77,
+# the automake convention, because it cannot run here), then "e2e: N passed, M failed[, K
+# skipped]"; exits non-zero when a case failed. Each case's logs are kept in out/e2e/<name>/ (output.log, console.log, ...).
 # --verbose streams the cases' own output as they run.
 #
 # Writing a case: see lib/e2e.sh for what a case can use, and cases/01-qemu-kvm.sh.
@@ -119,6 +120,9 @@ fi
 # The firmware cases (20-*) boot Debian's OVMF (/usr/share/ovmf/OVMF.fd); the sandbox sees the
 # host's files, so it is installed out here.
 ( . "$HERE/lib/common.sh" && e2e_apt_need ovmf ) || { echo "FAIL ovmf (could not install the ovmf package)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
+# The UEFI boot disk (cases 4x boot it through OVMF); made here, where apt-get can install mtools,
+# sfdisk and GRUB.
+"$HERE/boot-disk.sh" || { echo "FAIL boot-disk (could not build the boot disk)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 : > "$RESULTS/results"
 

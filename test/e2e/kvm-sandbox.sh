@@ -205,7 +205,7 @@ if [ -z "$qemu_bin" ]; then
         # /usr/share/qemu links to).
         qemu_data=(-L /usr/share/qemu -L /usr/share/seabios)
     else
-        qemu_bin=qemu-system-x86_64
+        qemu_bin="qemu-system-x86_64"
         echo "kvm-sandbox.sh: WARNING: no patched QEMU (sandbox-qemu.sh said why, above); using" \
              "$(command -v qemu-system-x86_64 || echo qemu-system-x86_64), which aborts as soon as a" \
              "nested guest writes CR8 with an interrupt pending (OVMF does; Linux booted directly does not)" >&2

@@ -96,7 +96,7 @@ log=$DIR/build.log
 run() { "$@" >>"$log" 2>&1; }
 # The sums were checked above; the .dsc's signature is not (no keyring needed).
 run dpkg-source --no-check -x "$DIR/dl/$dsc" "$DIR/src" || fail "dpkg-source -x $dsc failed"
-rm -rf "$DIR/dl"
+rm -rf "$DIR/dl" "$DIR"/qemu_*.tar.*   # dpkg-source leaves a copy of the tarball beside src/
 run patch -d "$DIR/src" -p1 --forward -i "$PATCH" || fail "$(basename "$PATCH") does not apply to $ver"
 
 # Everything off (--without-default-features), then what kvm-sandbox.sh's command line needs:

@@ -19,6 +19,11 @@
 #
 # Environment: KVM_SANDBOX=force uses the sandbox even where /dev/kvm works; KVM_SANDBOX_APPEND
 # adds kernel parameters to the sandbox VM (e.g. "initcall_debug loglevel=8" with --verbose).
+# KVM_SANDBOX_QEMU=PATH runs the sandbox VM with that qemu-system-x86_64 (qemu-system-x86_64 for
+# the system's; any other gets -L /usr/share/qemu -L /usr/share/seabios) instead of the patched
+# one that test/e2e/sandbox-qemu.sh builds once into out/sandbox-qemu/ (the system's QEMU 7.2
+# aborts when a nested guest writes CR8, as OVMF does; when that build is impossible, the
+# system's is used with a warning saying why).
 #
 # Where /dev/kvm is usable, CMD runs directly (KVM_SANDBOX=force uses the sandbox anyway; in
 # direct mode --interactive runs CMD on this terminal, and you connect to its console from
@@ -191,9 +196,27 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # The VM.
 
+# The QEMU: KVM_SANDBOX_QEMU if set; else our patched build (sandbox-qemu.sh, built once), without
+# which a nested guest that writes CR8 (OVMF does) aborts the whole sandbox; else, if that build
+# is impossible here, the system's, with a warning.
+qemu_bin=${KVM_SANDBOX_QEMU:-}
+if [ -z "$qemu_bin" ] && ! qemu_bin=$("$HERE/sandbox-qemu.sh"); then
+    qemu_bin="qemu-system-x86_64"
+    echo "kvm-sandbox.sh: WARNING: no patched QEMU (sandbox-qemu.sh said why, above); using" \
+         "$(command -v qemu-system-x86_64 || echo qemu-system-x86_64), which aborts as soon as a" \
+         "nested guest writes CR8 with an interrupt pending (OVMF does; Linux booted directly does not)" >&2
+fi
+# A QEMU other than the system's (ours has no firmware of its own) gets the installed firmware:
+# qemu-system-data's, and SeaBIOS, which /usr/share/qemu links to.
+qemu_data=()
+qemu_path=$(command -v "$qemu_bin") || e2e_die "no QEMU at $qemu_bin (KVM_SANDBOX_QEMU?)"
+if [ "$(readlink -f "$qemu_path")" != "$(readlink -f /usr/bin/qemu-system-x86_64)" ]; then
+    qemu_data=(-L /usr/share/qemu -L /usr/share/seabios)
+fi
+
 loglevel="quiet loglevel=3"
 [ $verbose -eq 1 ] && loglevel="loglevel=6"
-qemu=(qemu-system-x86_64 -M q35 -accel tcg,thread=multi,tb-size=256 -cpu EPYC -smp "$cpus" -m "$mem"
+qemu=("$qemu_bin" "${qemu_data[@]}" -M q35 -accel tcg,thread=multi,tb-size=256 -cpu EPYC -smp "$cpus" -m "$mem"
       -nodefaults -no-user-config -display none -no-reboot -net none
       -kernel "$IMAGE_KERNEL" -initrd "$IMAGE_INITRD"
       -append "console=ttyS0 $loglevel panic=-1 oops=panic mitigations=off nokaslr rdinit=/init sandbox.job=$job ${KVM_SANDBOX_APPEND:-}"

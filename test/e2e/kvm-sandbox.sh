@@ -200,7 +200,11 @@ EOF
 # which a nested guest that writes CR8 (OVMF does) aborts the whole sandbox; else, if that build
 # is impossible here, the system's, with a warning.
 qemu_bin=${KVM_SANDBOX_QEMU:-}
-if [ -z "$qemu_bin" ] && ! qemu_bin=$("$HERE/sandbox-qemu.sh"); then
+qemu_kind=given
+if [ -z "$qemu_bin" ] && qemu_bin=$("$HERE/sandbox-qemu.sh"); then
+    qemu_kind=patched
+elif [ -z "$qemu_bin" ]; then
+    qemu_kind=system
     qemu_bin="qemu-system-x86_64"
     echo "kvm-sandbox.sh: WARNING: no patched QEMU (sandbox-qemu.sh said why, above); using" \
          "$(command -v qemu-system-x86_64 || echo qemu-system-x86_64), which aborts as soon as a" \
@@ -219,7 +223,7 @@ loglevel="quiet loglevel=3"
 qemu=("$qemu_bin" "${qemu_data[@]}" -M q35 -accel tcg,thread=multi,tb-size=256 -cpu EPYC -smp "$cpus" -m "$mem"
       -nodefaults -no-user-config -display none -no-reboot -net none
       -kernel "$IMAGE_KERNEL" -initrd "$IMAGE_INITRD"
-      -append "console=ttyS0 $loglevel panic=-1 oops=panic mitigations=off nokaslr rdinit=/init sandbox.job=$job ${KVM_SANDBOX_APPEND:-}"
+      -append "console=ttyS0 $loglevel panic=-1 oops=panic mitigations=off nokaslr rdinit=/init sandbox.job=$job sandbox.qemu=$qemu_kind ${KVM_SANDBOX_APPEND:-}"
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
       -device virtio-rng-pci
       -device virtio-serial-pci

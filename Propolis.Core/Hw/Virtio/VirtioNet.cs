@@ -437,6 +437,24 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         return true;
     }
 
+    /// <summary>Lifecycle pause: no frame moves and no interrupt is raised until <see cref="Resume"/>;
+    /// returns when every queue pair's thread has finished its batch.</summary>
+    public void Pause()
+    {
+        foreach (var p in _pairs)
+        {
+            p.Pause();
+        }
+    }
+
+    public void Resume()
+    {
+        foreach (var p in _pairs)
+        {
+            p.Resume();
+        }
+    }
+
     /// <summary>Stops the I/O threads (the backend stays open: its owner closes it).</summary>
     public void Dispose()
     {

@@ -36,6 +36,7 @@ internal sealed unsafe class NetQueuePair : IDisposable
     private readonly EventFd _wake = EventFd.Create();
     private readonly Thread _thread;
     private volatile bool _stopping;
+    private volatile bool _paused;
 
     // Negotiated framing (set by Configure under _ioLock).
     private int _header = VirtioNetSpec.Header.Size;
@@ -118,6 +119,22 @@ internal sealed unsafe class NetQueuePair : IDisposable
         Wake();
     }
 
+    /// <summary>Stops moving frames (lifecycle pause): returns once the batch in progress has ended.
+    /// Frames arriving meanwhile wait in the backend; notifications are remembered.</summary>
+    public void Pause()
+    {
+        _paused = true;
+        lock (_ioLock)
+        {
+        }
+    }
+
+    public void Resume()
+    {
+        _paused = false;
+        Wake();
+    }
+
     /// <summary>Device reset: waits for the batch in progress and forgets the buffers held from the old rings.</summary>
     public void Quiesce()
     {
@@ -151,7 +168,7 @@ internal sealed unsafe class NetQueuePair : IDisposable
         var rxWake = true;
         while (!_stopping)
         {
-            var active = _device.IsPairActive(_index);
+            var active = !_paused && _device.IsPairActive(_index);
             var timeout = -1;
             if (active)
             {
@@ -176,7 +193,7 @@ internal sealed unsafe class NetQueuePair : IDisposable
             if ((fds[0].revents & Tun.POLLIN) != 0) { _wake.TryConsume(out _); rxWake = true; }
             if ((fds[1].revents & Tun.POLLIN) != 0) { RxNotify.TryConsume(out _); rxWake = true; }
             if ((fds[2].revents & Tun.POLLIN) != 0) { TxNotify.TryConsume(out _); txMore = true; }
-            if (_stopping || !_device.IsPairActive(_index))
+            if (_stopping || _paused || !_device.IsPairActive(_index))
             {
                 continue;
             }
@@ -184,6 +201,10 @@ internal sealed unsafe class NetQueuePair : IDisposable
             if ((fds[3].revents & (Tun.POLLIN | Tun.POLLERR | Tun.POLLHUP)) != 0) { rxWake = true; }
             lock (_ioLock)
             {
+                if (_paused)
+                {
+                    continue;
+                }
                 if (txMore)
                 {
                     txMore = ProcessTx();

@@ -267,6 +267,28 @@ public sealed class VirtioNetTests : IDisposable
     }
 
     [Fact]
+    public void WorkArrivingWhilePausedIsDoneAfterResume()
+    {
+        var (rx, tx, _) = Start();
+        _net.Pause();
+        var frame = Frame(80, 4);
+        var buf = Alloc(Header.Size + 80);
+        Assert.True(_mem.TryWrite(buf + Header.Size, frame));
+        tx.Publish(tx.AddChain((buf, Header.Size + 80, false)));
+        _net.QueueNotify(1);
+        var rxBuf = Alloc(2048);
+        var h = rx.AddChain((rxBuf, 2048, true));
+        rx.Publish(h);
+        _net.QueueNotify(0);
+        _backend.Send(WithHeader(frame));
+        Assert.Equal(0, _net.TxFrames + _net.RxFrames);   // Pause returned: nothing moves now
+
+        _net.Resume();
+        Assert.Equal(WithHeader(frame), _backend.Receive());
+        Assert.Equal([(h, (uint)(Header.Size + 80))], rx.WaitUsed(1));
+    }
+
+    [Fact]
     public void MalformedTransmitChainsAreDroppedAndCountedAndTheQueueKeepsWorking()
     {
         var (_, tx, _) = Start();

@@ -4,11 +4,16 @@
 # Arguments are passed to each C# program (CryptoBench takes seconds per figure), not to boot.sh.
 #   test/Bench/run.sh [ARGS]
 #   test/Bench/run.sh boot [--runs N]     only the boot benchmark
+#   test/Bench/run.sh net [--seconds N]   only the network benchmark (net.sh: iperf3, ours vs QEMU)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 if [ "${1:-}" = boot ]; then
     shift
     exec ./boot.sh "$@"
+fi
+if [ "${1:-}" = net ]; then
+    shift
+    exec ./net.sh "$@"
 fi
 status=0
 for proj in */*.csproj; do
@@ -20,4 +25,6 @@ for proj in */*.csproj; do
 done
 printf '\033[1m==> boot\033[0m\n' >&2
 ./boot.sh || status=1
+printf '\033[1m==> net\033[0m\n' >&2
+./net.sh || status=1
 exit $status

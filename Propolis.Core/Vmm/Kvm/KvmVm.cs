@@ -180,6 +180,39 @@ public sealed unsafe class KvmVm : IVm
         }
     }
 
+    /// <summary>Memory slots of read-only mappings start here (RAM uses one slot per region from 0).</summary>
+    private const uint FirstReadOnlySlot = 16;
+    private uint _readOnlySlots;
+
+    public void MapReadOnly(ulong guestAddress, nint hostAddress, ulong size)
+    {
+        if (size == 0 || (guestAddress | (ulong)hostAddress | size) % MemoryLayout.PageSize != 0)
+        {
+            throw new ArgumentException($"read-only mapping 0x{guestAddress:X}+0x{size:X} is empty or not page-aligned");
+        }
+        // KVM_CAP_READONLY_MEM (Documentation/virt/kvm/api.rst, KVM_SET_USER_MEMORY_REGION).
+        if (Sys.Ioctl(_vm, K.KVM_CHECK_EXTENSION, K.KVM_CAP_READONLY_MEM) <= 0)
+        {
+            throw new HypervisorException("KVM on this host cannot map read-only memory (KVM_CAP_READONLY_MEM), which a boot ROM needs; use a newer host kernel");
+        }
+        var region = new kvm_userspace_memory_region
+        {
+            slot = FirstReadOnlySlot + _readOnlySlots,
+            flags = K.KVM_MEM_READONLY,
+            guest_phys_addr = guestAddress,
+            memory_size = size,
+            userspace_addr = (ulong)hostAddress,
+        };
+        if (Sys.Ioctl(_vm, K.KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        {
+            var errno = LastErrno;
+            throw new HypervisorException(
+                $"KVM_SET_USER_MEMORY_REGION (read-only) for 0x{guestAddress:X}+0x{size:X} failed: {Marshal.GetPInvokeErrorMessage(errno)}",
+                new ErrnoException("KVM_SET_USER_MEMORY_REGION", errno));
+        }
+        _readOnlySlots++;
+    }
+
     public IVcpu CreateVcpu(int id)
     {
         if (id < 0 || id >= _hypervisor.MaxVcpus)

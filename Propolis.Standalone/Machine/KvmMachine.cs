@@ -100,7 +100,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
             {
                 if (slot.Device.IsChipset)
                     continue;
-                var parts = PciDeviceFactory.Create(new PciDeviceContext(slot, _parts.Memory, _parts.Vm, msi, loggerFactory));
+                var parts = PciDeviceFactory.Create(new PciDeviceContext(slot, _parts.Memory, _parts.Vm, msi, loggerFactory) { Board = _board });
                 _chipset.AttachPci(parts.Function, slot.Path.Device, slot.Path.Function);
                 _devices.Add(parts.Function as ILifecycle ?? new CallbackLifecycle(PciDeviceFactory.NameOf(slot.Device), parts.Function.Reset, null));
                 _devices.AddRange(parts.Lifecycle);

@@ -25,6 +25,10 @@ internal sealed record PciDeviceContext(PciSlotSpec Slot, GuestMemory Memory, IV
 {
     /// <summary>The device's name from the configuration (<c>[dev.NAME]</c>), for logs.</summary>
     public string DeviceName => PciDeviceFactory.NameOf(Slot.Device);
+
+    /// <summary>The machine's board (VM name, vCPU count), for devices that size or name
+    /// themselves after it (virtio-net: a queue pair per vCPU, a MAC derived from the VM name).</summary>
+    public BoardSpec? Board { get; init; }
 }
 
 /// <summary>A PCI function built for a slot, with whatever else of it takes part in the
@@ -56,6 +60,7 @@ internal static class PciDeviceFactory
     {
         // One case per device kind, e.g.:
         //   NvmeSpec n => ctx => new PciFunctionParts(new NvmePciFunction(ctx.Memory, ...), [backendLifecycle]),
+        VirtioNetSpec v => ctx => VirtioNetDevice.Build(ctx, v),
         _ => null,
     };
 

@@ -82,6 +82,16 @@ internal sealed class VirtioNetDevice : ILifecycle, IDisposable
         }
     }
 
+    /// <summary>The <see cref="PciDeviceFactory"/> case for <c>pci-virtio-viona</c>: the function,
+    /// and this object in the machine's lifecycle (pause/resume of the packet threads; halt
+    /// closes the TAP).</summary>
+    public static PciFunctionParts Build(PciDeviceContext context, Spec.VirtioNetSpec spec)
+    {
+        var board = context.Board ?? throw new InvalidOperationException("virtio-net needs the board (VM name, vCPUs)");
+        var device = Create(spec, board.Name, board.Cpus, context.Memory, context.LoggerFactory);
+        return new PciFunctionParts(device.Pci, [device]);
+    }
+
     public void Pause() => Pci.Net.Pause();
 
     public void Resume() => Pci.Net.Resume();

@@ -41,7 +41,7 @@ shell 'ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && echo up-ok' '
 # carrier is readable once the interface is up; 1 = VIRTIO_NET_S_LINK_UP.
 shell 'cat /sys/class/net/eth0/carrier' '^[01]$'
 [ "$CONSOLE_MATCH" = 1 ] || fail "the guest sees the link down"
-shell 'ping -c 3 -W 5 10.0.2.1 | grep -o "[0-9]* packets received"' 'packets received' 60
+shell 'ping -c 3 -W 5 10.0.2.1 | grep -o "[0-9]* packets received"' '^[0-9]+ packets received$' 60
 [ "$CONSOLE_MATCH" = "3 packets received" ] || fail "guest -> host ping: $CONSOLE_MATCH"
 in_ns ping -c 3 -W 5 10.0.2.15 > "$E2E_ARTIFACTS/ping-host.log" || fail "host -> guest ping failed (see ping-host.log)"
 

@@ -137,7 +137,7 @@ run_vmm() {
     expect_line '^net-ready$' 60 || true
     expect_text '~ # ' 10 || true
     # The link and the server need a moment; wait until the guest answers.
-    local i; for i in $(seq 1 60); do in_ns ping -c 1 -W 1 "$GUEST_IP" > /dev/null 2>&1 && break; sleep 1; done
+    local i; for i in $(seq 1 60); do in_ns busybox ping -c 1 -W 1 "$GUEST_IP" > /dev/null 2>&1 && break; sleep 1; done
     local g2h h2g
     g2h=$(measure -R)
     h2g=$(measure)

@@ -43,7 +43,7 @@ shell 'cat /sys/class/net/eth0/carrier' '^[01]$'
 [ "$CONSOLE_MATCH" = 1 ] || fail "the guest sees the link down"
 shell 'ping -c 3 -W 5 10.0.2.1 | grep -o "[0-9]* packets received"' '^[0-9]+ packets received$' 60
 [ "$CONSOLE_MATCH" = "3 packets received" ] || fail "guest -> host ping: $CONSOLE_MATCH"
-in_ns ping -c 3 -W 5 10.0.2.15 > "$E2E_ARTIFACTS/ping-host.log" || fail "host -> guest ping failed (see ping-host.log)"
+in_ns busybox ping -c 3 -W 5 10.0.2.15 > "$E2E_ARTIFACTS/ping-host.log" || fail "host -> guest ping failed (see ping-host.log)"
 
 # guest -> host: the guest sends $MIB MiB of random data; the host side checksums what arrives.
 shell "dd if=/dev/urandom of=/tmp/out bs=1M count=$MIB 2>/dev/null; sha256sum /tmp/out" '^[0-9a-f]{64} ' 300

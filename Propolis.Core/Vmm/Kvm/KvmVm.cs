@@ -97,8 +97,10 @@ public sealed unsafe class KvmVm : IVm
         CheckIo(Sys.Ioctl(_vm, K.KVM_SET_PIT2, &pitState), "KVM_SET_PIT2");
     }
 
-    /// <summary>The PC routing KVM installs by default, made explicit: GSI n drives I/O APIC pin n
-    /// for n in 0–23 and, for n in 0–15, pin n mod 8 of the master (n &lt; 8) or slave PIC.</summary>
+    /// <summary>The PC routing, as QEMU sets it for KVM (kvm_pc_setup_irq_routing): GSI n drives
+    /// I/O APIC pin n for n in 1–23 and, for n in 0–15, pin n mod 8 of the master (n &lt; 8) or
+    /// slave PIC; the PIT's GSI 0 reaches I/O APIC pin 2 (the MADT's interrupt source override
+    /// IRQ 0 → GSI 2), and nothing else drives pin 2 (the PIC cascade).</summary>
     internal static List<kvm_irq_routing_entry> DefaultRoutes()
     {
         var routes = new List<kvm_irq_routing_entry>();
@@ -108,7 +110,10 @@ public sealed unsafe class KvmVm : IVm
             {
                 routes.Add(IrqchipRoute(gsi, gsi < 8 ? K.KVM_IRQCHIP_PIC_MASTER : K.KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
             }
-            routes.Add(IrqchipRoute(gsi, K.KVM_IRQCHIP_IOAPIC, gsi));
+            if (gsi != 2)
+            {
+                routes.Add(IrqchipRoute(gsi, K.KVM_IRQCHIP_IOAPIC, gsi == 0 ? 2 : gsi));
+            }
         }
         return routes;
     }

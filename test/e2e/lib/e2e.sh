@@ -24,6 +24,8 @@
 #   running NAME                true while NAME runs
 #   note TEXT                   a line in the case's log, stamped with the seconds since its start
 #   fail TEXT                   fail the case with TEXT
+#   skip TEXT                   end the case as SKIP (it cannot run here; TEXT says why)
+#   E2E_NESTED                  1 under nested KVM in the TCG sandbox, 0 on a host's own KVM
 
 # shellcheck source=console.sh
 . "$(dirname "${BASH_SOURCE[0]}")/console.sh"
@@ -44,6 +46,10 @@ note() { printf '[%4ss] %s\n' "$SECONDS" "$*"; }
 fail() {
     printf 'FAILED: %s\n' "$*" >&2
     exit 1
+}
+skip() {
+    printf 'SKIPPED: %s\n' "$*" >&2
+    exit 77
 }
 
 spawn() {

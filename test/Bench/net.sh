@@ -102,8 +102,8 @@ EOF
 # iperf3 client on the host side; prints the receiver's Gbit/s.
 measure() { # extra iperf3 args
     local out
-    out=$(in_ns timeout $((seconds + 60)) iperf3 -c "$GUEST_IP" -t "$seconds" -f g "$@" 2>&1) || { printf '%s\n' "$out" >&2; echo failed; return 0; }
-    printf '%s\n' "$out" | awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") { print $(i - 1); exit } }'
+    out=$(in_ns timeout $((seconds + 60)) iperf3 -c "$GUEST_IP" -t "$seconds" -f m "$@" 2>&1) || { printf '%s\n' "$out" >&2; echo failed; return 0; }
+    printf '%s\n' "$out" | awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") { printf "%.3f\n", $(i - 1) / 1000; exit } }'
 }
 
 # One VMM: boots, configures the guest, runs both directions. Appends "vmm g2h h2g" to results.

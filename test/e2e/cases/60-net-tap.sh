@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# pci-virtio-viona over a TAP, in a network namespace of the sandbox: the host side (10.0.2.1 on
-# the TAP) and the demo guest (10.0.2.15, static) ping each other, and a 100 MiB TCP stream goes
+# pci-virtio-viona over a TAP, in a network namespace of the sandbox: the guest's eth0 has the
+# configured MAC, link up and 2 queue pairs (2 vCPUs); the host side (10.0.2.1 on the TAP) and
+# the demo guest (10.0.2.15, static) ping each other, and a 100 MiB TCP stream goes
 # each way with matching SHA-256 sums (busybox nc in the guest, socat on the host side). The TAP
 # exists before the VM starts (created multi_queue, as the error message tells a user to), so it
 # is left in place after Ctrl+C; a second VM whose vnic does not exist gets one created, up, for
@@ -37,6 +38,9 @@ shell 'cat /sys/class/net/eth0/address' '^[0-9a-f:]+$'
 [ "$CONSOLE_MATCH" = 02:00:00:00:00:15 ] || fail "eth0 has MAC $CONSOLE_MATCH, configured 02:00:00:00:00:15"
 shell 'basename $(readlink /sys/class/net/eth0/device/driver)' '^[a-z_]+$'
 note "eth0 bound to $CONSOLE_MATCH"
+# One queue pair per vCPU: the driver asked for 2 with VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET.
+shell 'echo queues: $(ls /sys/class/net/eth0/queues)' '^queues: '
+[ "$CONSOLE_MATCH" = "queues: rx-0 rx-1 tx-0 tx-1" ] || fail "eth0 has $CONSOLE_MATCH, expected 2 queue pairs"
 shell 'ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && echo up-ok' '^up-ok$'
 # carrier is readable once the interface is up; 1 = VIRTIO_NET_S_LINK_UP.
 shell 'cat /sys/class/net/eth0/carrier' '^[01]$'

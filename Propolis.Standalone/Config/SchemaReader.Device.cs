@@ -138,10 +138,21 @@ internal sealed partial class SchemaReader
     private static VirtioNetDeviceConfig? ReadViona(TableReader r, string name, PciPath? pci)
     {
         var vnic = r.NonEmptyString("vnic", required: true);
+        if (vnic is not null && Propolis.Core.Net.TapDevice.ValidateName(vnic) is { } badName)
+        {
+            // On Linux the vnic is a TAP interface, so it must be a valid interface name.
+            r.Error(r.ValuePosition("vnic"), $"'vnic' names the TAP interface: {badName}");
+            vnic = null;
+        }
         int rx = QueueSize(r, "rx-queue-size", VirtioNetDeviceConfig.DefaultRxQueueSize);
         int tx = QueueSize(r, "tx-queue-size", VirtioNetDeviceConfig.DefaultTxQueueSize);
         bool copy = r.Bool("tx_copy_data") ?? true;
         var pad = r.Integer("tx_header_pad", 0, ushort.MaxValue) ?? 0;
+        // viona's transmit parameters (illumos viona_io.h) have no counterpart on a Linux TAP.
+        if (!copy)
+            r.Diagnostics.Warning(r.ValuePosition("tx_copy_data"), "tx_copy_data = false has no effect on Linux: a TAP write always copies the frame out of guest memory (viona's loaning of guest buffers does not exist here)");
+        if (pad != 0)
+            r.Diagnostics.Warning(r.ValuePosition("tx_header_pad"), $"tx_header_pad = {pad} has no effect on Linux: the kernel reserves its own headroom in the frames a TAP receives");
         byte[]? mac = null;
         if (r.StringNode("mac") is { } m)
         {

@@ -105,7 +105,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
             {
                 if (slot.Device.IsChipset)
                     continue;
-                var parts = PciDeviceFactory.Create(new PciDeviceContext(slot, _parts.Memory, _parts.Vm, msi, loggerFactory) { CloudInit = spec.CloudInit });
+                var parts = PciDeviceFactory.Create(new PciDeviceContext(slot, _parts.Memory, _parts.Vm, msi, loggerFactory) { CloudInit = spec.CloudInit, Board = _board });
                 _chipset.AttachPci(parts.Function, slot.Path.Device, slot.Path.Function);
                 _devices.Add(parts.Function as ILifecycle ?? new CallbackLifecycle(PciDeviceFactory.NameOf(slot.Device), parts.Function.Reset, null));
                 _devices.AddRange(parts.Lifecycle);

@@ -29,6 +29,10 @@ internal sealed record PciDeviceContext(PciSlotSpec Slot, GuestMemory Memory, IV
 
     /// <summary>The <c>[cloudinit]</c> section, for a disk whose block_dev is of type cloudinit.</summary>
     public CloudInitConfig? CloudInit { get; init; }
+
+    /// <summary>The machine's board (VM name, vCPU count), for devices that size or name
+    /// themselves after it (virtio-net: a queue pair per vCPU, a MAC derived from the VM name).</summary>
+    public BoardSpec? Board { get; init; }
 }
 
 /// <summary>A PCI function built for a slot, with whatever else of it takes part in the
@@ -58,10 +62,10 @@ internal static class PciDeviceFactory
     /// <summary>How to build the device in a spec'd slot, or null when this build cannot.</summary>
     private static Func<PciDeviceContext, PciFunctionParts>? Builder(PciDeviceSpec device) => device switch
     {
-        // One case per device kind, e.g.:
-        //   NvmeSpec n => ctx => new PciFunctionParts(new NvmePciFunction(ctx.Memory, ...), [backendLifecycle]),
+        // One case per device kind.
         NvmeSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
         VirtioBlockSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
+        VirtioNetSpec v => ctx => VirtioNetDevice.Build(ctx, v),
         _ => null,
     };
 

@@ -70,11 +70,13 @@ public static class SpecPrinter
     {
         var opts = new List<string> { $"rx {c.RxQueueSize}", $"tx {c.TxQueueSize}" };
         if (!c.TxCopyData)
-            opts.Add("tx loans guest buffers");
+            opts.Add("tx_copy_data false: no effect on a TAP");
         if (c.TxHeaderPad != 0)
-            opts.Add($"tx header pad {c.TxHeaderPad}");
+            opts.Add($"tx_header_pad {c.TxHeaderPad}: no effect on a TAP");
         if (c.Mac is { } mac)
             opts.Add("mac " + Values.FormatMac(mac));
+        // Stated so nobody assumes an in-kernel datapath: this build moves packets in its own threads.
+        opts.Add("tap, packet I/O in-process (no vhost-net)");
         return string.Join(", ", opts);
     }
 

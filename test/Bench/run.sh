@@ -7,6 +7,7 @@
 #   test/Bench/run.sh [ARGS]
 #   test/Bench/run.sh boot [--runs N]                   only the boot benchmark
 #   test/Bench/run.sh storage [--runtime S] [--size M]  only the storage benchmark
+#   test/Bench/run.sh net [--seconds N]               only the network benchmark (net.sh: iperf3, ours vs QEMU)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 if [ "${1:-}" = boot ]; then
@@ -16,6 +17,10 @@ fi
 if [ "${1:-}" = storage ]; then
     shift
     exec ./storage.sh "$@"
+fi
+if [ "${1:-}" = net ]; then
+    shift
+    exec ./net.sh "$@"
 fi
 status=0
 for proj in */*.csproj; do
@@ -29,4 +34,6 @@ printf '\033[1m==> boot\033[0m\n' >&2
 ./boot.sh || status=1
 printf '\033[1m==> storage\033[0m\n' >&2
 ./storage.sh || status=1
+printf '\033[1m==> net\033[0m\n' >&2
+./net.sh || status=1
 exit $status

@@ -12,6 +12,9 @@ public readonly record struct ChainSegment(ulong Address, uint Length, bool Writ
 /// the used ring) and the segments the queue wrote into the caller's span, device-readable first.</summary>
 public readonly record struct DescriptorChain(ushort Head, int SegmentCount, uint ReadableLength, uint WritableLength);
 
+/// <summary>One used-ring element (§2.7.8): the chain's head id and the bytes the device wrote.</summary>
+public readonly record struct UsedElement(ushort Head, uint Length);
+
 /// <summary>Why a chain was refused. A refused chain whose head index is valid is returned to the
 /// driver with 0 bytes written; see <see cref="VirtQueue"/>.</summary>
 public enum ChainError : byte
@@ -454,6 +457,53 @@ public sealed unsafe class VirtQueue
             Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used + 2), now);
             // §2.7.10: the index store must be ordered before reading used_event / avail.flags,
             // or the device can miss a driver that just re-enabled interrupts (store-load fence).
+            Interlocked.MemoryBarrier();
+            if (EventIdx)
+            {
+                var usedEvent = Volatile.Read(ref Unsafe.AsRef<ushort>(r.Avail + 4 + 2 * size));
+                interrupt = NeedEvent(usedEvent, now, old);
+            }
+            else
+            {
+                interrupt = (Volatile.Read(ref Unsafe.AsRef<ushort>(r.Avail)) & RingFlags.AvailNoInterrupt) == 0;
+            }
+        }
+        if (interrupt)
+        {
+            _events.QueueInterrupt(this);
+        }
+        return interrupt;
+    }
+
+    /// <summary>Puts several (head, written) pairs in the used ring and publishes them with one
+    /// used.idx store, so the driver sees all of them or none (virtio-net's mergeable receive buffers,
+    /// §5.1.6.4: one packet's num_buffers chains must arrive together). Otherwise as <see cref="PushUsed"/>.</summary>
+    public bool PushUsedBatch(ReadOnlySpan<UsedElement> elements, int generation)
+    {
+        if (elements.IsEmpty)
+        {
+            return false;
+        }
+        bool interrupt;
+        lock (_usedLock)
+        {
+            var r = _rings;
+            if (r is null || _broken || generation != _generation)
+            {
+                return false;
+            }
+            var size = r.Size;
+            var old = _nextUsed;
+            var now = old;
+            foreach (var e in elements)
+            {
+                var elem = r.Used + 4 + 8 * (now & (size - 1));
+                Unsafe.WriteUnaligned(elem, (uint)e.Head);
+                Unsafe.WriteUnaligned(elem + 4, e.Length);
+                now++;
+            }
+            _nextUsed = now;
+            Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used + 2), now);
             Interlocked.MemoryBarrier();
             if (EventIdx)
             {

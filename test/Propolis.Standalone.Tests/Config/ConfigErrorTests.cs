@@ -553,6 +553,27 @@ public sealed class ConfigErrorTests : IDisposable
     }
 
     [Fact]
+    public void VionaVnicMustBeAnInterfaceName()
+    {
+        Assert.Equal(new[]
+        {
+            "vm.toml:9:8: 'vnic' names the TAP interface: an interface name has 1 to 15 characters, 'a-very-long-vnic-name' has 21",
+            "vm.toml:14:8: 'vnic' names the TAP interface: 'tap/0' is not a valid interface name (ASCII without spaces, '/' or ':')",
+        }, _f.Errors(Main + """
+
+            [dev.net0]
+            driver = "pci-virtio-viona"
+            vnic = "a-very-long-vnic-name"
+            pci-path = "0.5.0"
+
+            [dev.net1]
+            driver = "pci-virtio-viona"
+            vnic = "tap/0"
+            pci-path = "0.6.0"
+            """));
+    }
+
+    [Fact]
     public void EveryErrorOfTheFileInOneRun()
     {
         Assert.Equal(new[]

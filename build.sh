@@ -7,7 +7,8 @@
 #   ./build.sh test       build and run every test: unit, toml-test, end-to-end
 #   ./build.sh bench      build and run the benchmark programs (bench boot [--runs N]: only the
 #                         boot benchmark, this VMM against QEMU -accel kvm; bench storage: only fio
-#                         on NVMe and virtio-block against QEMU; see test/Bench/README.md)
+#                         on NVMe and virtio-block against QEMU; bench net: only iperf3 over
+#                         virtio-net against QEMU; see test/Bench/README.md)
 #
 # Everything the project needs is installed from here (Debian packages through apt-get,
 # NuGet packages through dotnet restore); nothing else is assumed on the machine.
@@ -133,7 +134,7 @@ case "$cmd" in
         exec test/Bench/run.sh "$@"
         ;;
     -h|--help|help)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$cmd' (try ./build.sh help)"

@@ -82,7 +82,7 @@ public sealed class Upstairs : IAsyncDisposable
     private readonly List<IoJob> _window = new();
 
     private readonly TaskCompletionSource _activated = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private TaskCompletionSource _stateChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource? _stateChanged;
 
     private ulong _nextJobId = FirstJobId;
     private ulong _nextFlush;
@@ -190,7 +190,7 @@ public sealed class Upstairs : IAsyncDisposable
     }
 
     /// <summary>Completes when <paramref name="predicate"/> holds for the downstairs states (checked at
-    /// every state change). For tests and for callers that wait for a repair to finish.</summary>
+    /// every state change and job completion). For tests and for callers that wait for a repair to finish.</summary>
     public async Task WaitForAsync(Func<DownstairsStatus[], bool> predicate, CancellationToken cancellationToken = default)
     {
         while (true)
@@ -198,6 +198,7 @@ public sealed class Upstairs : IAsyncDisposable
             Task changed;
             lock (_gate)
             {
+                _stateChanged ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 changed = _stateChanged.Task;
             }
             if (predicate(Status()))
@@ -210,9 +211,10 @@ public sealed class Upstairs : IAsyncDisposable
 
     private void NotifyStateChanged()
     {
-        TaskCompletionSource old = _stateChanged;
-        _stateChanged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        old.TrySetResult();
+        // Allocation-free unless someone waits.
+        TaskCompletionSource? old = _stateChanged;
+        _stateChanged = null;
+        old?.TrySetResult();
     }
 
     // ---------------------------------------------------------------- guest I/O
@@ -672,6 +674,7 @@ public sealed class Upstairs : IAsyncDisposable
         if (complete)
         {
             job.Finished?.TrySetResult();
+            NotifyStateChanged();
             if (job.IsFlushOrBarrier)
             {
                 Retire(job.Id);
@@ -836,7 +839,7 @@ public sealed class Upstairs : IAsyncDisposable
         ulong perExtent = _region.Value.ExtentSize.Value;
         for (uint e = 0; e < extents; e++)
         {
-            IoJob last;
+            IoJob[] steps;
             lock (_gate)
             {
                 if (c.Phase != ClientPhase.LiveRepair || State != UpstairsState.Active)
@@ -855,7 +858,12 @@ public sealed class Upstairs : IAsyncDisposable
                     }
                 }
                 c.RepairExtent = e;
-                last = null!;
+                // The four job ids are reserved at once (crucible live_repair.rs): guest I/O to this
+                // extent that arrives meanwhile depends on the reopen and waits for it; each step is
+                // sent only when the one before it has finished on every downstairs, so the source
+                // has closed the extent before the target asks its repair server for it.
+                steps = new IoJob[4];
+                int k = 0;
                 foreach (JobKind kind in (ReadOnlySpan<JobKind>)[JobKind.LiveClose, JobKind.LiveRepair, JobKind.LiveNoOp, JobKind.LiveReopen])
                 {
                     IoJob job = NewJob(kind, e * perExtent, perExtent);
@@ -868,12 +876,22 @@ public sealed class Upstairs : IAsyncDisposable
                         job.FlushNumber = _nextFlush++;
                     }
                     job.Finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    Enqueue(job);
-                    last = job;
+                    steps[k++] = job;
                 }
             }
-            RunCompletions();
-            await last.Finished!.Task.ConfigureAwait(false);
+            foreach (IoJob step in steps)
+            {
+                lock (_gate)
+                {
+                    if (State != UpstairsState.Active)
+                    {
+                        return;
+                    }
+                    Enqueue(step);
+                }
+                RunCompletions();
+                await step.Finished!.Task.ConfigureAwait(false);
+            }
         }
         lock (_gate)
         {

@@ -62,7 +62,7 @@ internal sealed class RegionSet : IAsyncDisposable
             Port = 0,
             DataDirectory = dir,
             ReadOnly = _readOnly,
-        }, NullLoggerFactory.Instance);
+        }, DebugLoggerFactory.Instance);
         _hosts.Add(host);
         _proxies.Add(new TcpProxy(host.Address));
         return _hosts.Count - 1;
@@ -94,7 +94,7 @@ internal sealed class RegionSet : IAsyncDisposable
 
     public async Task<CrucibleUpstairs> ActivateAsync(ulong generation, Func<UpstairsOptions, UpstairsOptions>? tweak = null)
     {
-        var up = new CrucibleUpstairs(Options(generation, tweak));
+        var up = new CrucibleUpstairs(Options(generation, tweak), DebugLogger.Instance);
         await up.ActivateAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return up;
     }
@@ -285,5 +285,36 @@ internal sealed class TcpProxy : IDisposable
         _listener.Dispose();
         Cut();
         _released.TrySetResult();
+    }
+}
+
+/// <summary>Logs to stderr when UPSTAIRS_TEST_LOG is set (for debugging a failing test).</summary>
+internal sealed class DebugLogger : Microsoft.Extensions.Logging.ILogger
+{
+    public static readonly Microsoft.Extensions.Logging.ILogger? Instance =
+        Environment.GetEnvironmentVariable("UPSTAIRS_TEST_LOG") is null ? null : new DebugLogger();
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state,
+        Exception? exception, Func<TState, Exception?, string> formatter) =>
+        Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {formatter(state, exception)}");
+}
+
+internal sealed class DebugLoggerFactory : Microsoft.Extensions.Logging.ILoggerFactory
+{
+    public static Microsoft.Extensions.Logging.ILoggerFactory Instance =>
+        DebugLogger.Instance is null ? NullLoggerFactory.Instance : new DebugLoggerFactory();
+
+    public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider)
+    {
+    }
+
+    public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => DebugLogger.Instance!;
+
+    public void Dispose()
+    {
     }
 }

@@ -358,7 +358,28 @@ public class UpstairsTests
             await up.WriteAsync(0, RegionSet.Pattern(32, 9)).WaitAsync(Wait);
             await up.FlushAsync().WaitAsync(Wait);
 
-            Assert.Equal(ReplaceResult.Started, up.ReplaceDownstairs(set.Target(2), set.Target(fourth)));
+            // The VCR pair propolis would be sent: generation raised, target 2 changed.
+            var original = new Propolis.Crucible.Vcr.RegionRequest
+            {
+                BlockSize = RegionSet.BlockSize,
+                BlocksPerExtent = RegionSet.BlocksPerExtent,
+                ExtentCount = RegionSet.ExtentCount,
+                Generation = 1,
+                Opts = new Propolis.Crucible.Vcr.CrucibleOpts
+                {
+                    Id = up.UpstairsId,
+                    Target = [set.Target(0).ToString(), set.Target(1).ToString(), set.Target(2).ToString()],
+                    Lossy = false,
+                    ReadOnly = false,
+                },
+            };
+            var replacement = original with
+            {
+                Generation = 2,
+                Opts = original.Opts with { Target = [set.Target(0).ToString(), set.Target(1).ToString(), set.Target(fourth).ToString()] },
+            };
+            Assert.Equal(ReplaceResult.VcrMatches, Propolis.Crucible.Vcr.VcrReplacement.TargetReplace(up, original, original with { Generation = 2 }));
+            Assert.Equal(ReplaceResult.Started, Propolis.Crucible.Vcr.VcrReplacement.TargetReplace(up, original, replacement));
             Assert.Contains(up.ReplaceDownstairs(set.Target(2), set.Target(fourth)), new[] { ReplaceResult.StartedAlready, ReplaceResult.CompletedAlready });
             Assert.Equal(ReplaceResult.Missing, up.ReplaceDownstairs(
                 new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1), new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 2)));

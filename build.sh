@@ -127,6 +127,7 @@ case "$cmd" in
         ;;
     bench)
         publish
+        apt_need ovmf   # the boot benchmark's firmware rows boot /usr/share/ovmf/OVMF.fd
         [ -x test/Bench/run.sh ] || die "no benchmark programs yet"
         exec test/Bench/run.sh "$@"
         ;;

@@ -63,7 +63,7 @@ public static class MpTable
     /// <summary>Size of the tables for <paramref name="cpus"/> vCPUs.</summary>
     public static int SizeFor(int cpus) =>
         FloatingPointer.Size + Header.Size + cpus * ProcessorSize + OtherSize /* bus */ + OtherSize /* I/O APIC */
-        + IoApicPins * OtherSize + 2 * OtherSize;
+        + (IoApicPins - 1) * OtherSize + 2 * OtherSize;
 
     /// <summary>Builds the tables for <paramref name="cpus"/> vCPUs, to be placed at <see cref="Address"/>.</summary>
     /// <param name="cpuSignature">CPUID.1:EAX of the vCPUs (family/model/stepping).</param>
@@ -121,7 +121,11 @@ public static class MpTable
         entries++;
         for (var irq = 0; irq < IoApicPins; irq++)
         {
-            Interrupt(table.Slice(at, OtherSize), EntryIoInterrupt, InterruptInt, (byte)irq, ioApicId, (byte)irq);
+            // As the MADT and the hypervisor's routing: the PIT's IRQ 0 is I/O APIC pin 2; IRQ 2
+            // (the PIC cascade) has no pin.
+            if (irq == 2)
+                continue;
+            Interrupt(table.Slice(at, OtherSize), EntryIoInterrupt, InterruptInt, (byte)irq, ioApicId, (byte)(irq == 0 ? 2 : irq));
             at += OtherSize;
             entries++;
         }

@@ -17,3 +17,12 @@ internal struct timespec
     public long tv_sec;
     public long tv_nsec;
 }
+
+/// <summary>struct pollfd (poll(2)).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct pollfd
+{
+    public int fd;
+    public short events;
+    public short revents;
+}

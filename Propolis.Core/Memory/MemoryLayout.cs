@@ -37,11 +37,20 @@ public sealed class MemoryLayout
     public const ulong IoApicBase = 0xFEC0_0000;
     public const ulong LocalApicBase = 0xFEE0_0000;
 
-    /// <summary>KVM_SET_IDENTITY_MAP_ADDR: one page, used by KVM for real-mode guests on Intel VMX.</summary>
-    public const ulong KvmIdentityMapAddress = 0xFFFB_C000;
+    /// <summary>KVM_SET_IDENTITY_MAP_ADDR: one page, used by KVM for real-mode guests on Intel VMX.
+    /// Where QEMU puts it (target/i386/kvm.c): just below the largest boot ROM region
+    /// (<see cref="BootRomMaxSize"/> under 4 GiB), which it must not overlap.</summary>
+    public const ulong KvmIdentityMapAddress = 0xFEFF_C000;
 
-    /// <summary>KVM_SET_TSS_ADDR: three pages, used by KVM on Intel VMX.</summary>
-    public const ulong KvmTssAddress = 0xFFFB_D000;
+    /// <summary>KVM_SET_TSS_ADDR: three pages, used by KVM on Intel VMX, after the identity map page.</summary>
+    public const ulong KvmTssAddress = 0xFEFF_D000;
+
+    /// <summary>The boot ROM ends at 4 GiB; its region is 2 MiB (propolis) and grows down for
+    /// larger images, up to this size.</summary>
+    public const ulong BootRomMaxSize = 16UL << 20;
+
+    /// <summary>The smallest boot ROM region: [0xFFE0_0000, 4 GiB).</summary>
+    public const ulong BootRomMinRegion = 2UL << 20;
 
     /// <summary>Start of the legacy EBDA; conventional memory below it is usable RAM.</summary>
     public const ulong EbdaBase = 0x9_FC00;

@@ -34,6 +34,13 @@ public interface IVm : IDisposable
     /// The memory must outlive the VM.</summary>
     void MapMemory(GuestMemory memory);
 
+    /// <summary>Maps <paramref name="size"/> bytes of host memory at <paramref name="hostAddress"/>
+    /// read-only at guest-physical <paramref name="guestAddress"/> (a boot ROM): the guest reads
+    /// them, and a guest write leaves the bytes alone and exits as an MMIO write. Page-aligned;
+    /// must not overlap RAM; the host memory must outlive the VM.</summary>
+    /// <exception cref="HypervisorException">The hypervisor cannot map read-only memory.</exception>
+    void MapReadOnly(ulong guestAddress, nint hostAddress, ulong size);
+
     /// <summary>Creates vCPU <paramref name="id"/> (its APIC id). vCPU 0 is the bootstrap
     /// processor; the others wait for INIT/SIPI from the BSP.</summary>
     IVcpu CreateVcpu(int id);

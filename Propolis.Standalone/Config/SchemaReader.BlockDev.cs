@@ -42,6 +42,7 @@ internal sealed partial class SchemaReader
         }
 
         int bs = blockSize ?? ConfigLoader.DefaultBlockSize;
+        _blockDevSizes[name] = (bs, blockSize is null ? t.Position : r.ValuePosition("block_size"));
         BlockDevConfig? result = type switch
         {
             "file" => ReadFileBlockDev(r, name, bs, readOnly, skipFlush),

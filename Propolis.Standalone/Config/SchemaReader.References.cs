@@ -28,6 +28,11 @@ internal sealed partial class SchemaReader
 
                 if (_blockDevNames.FirstOrDefault(b => b.Name == bd).Type == "cloudinit" && !HasCloudInit)
                     _d.Error(dev.BlockDevPosition, $"block_dev '{bd}' has type \"cloudinit\" but there is no [cloudinit] section to fill it");
+
+                // NVMe namespaces here are formatted with 512-byte or 4 KiB logical blocks only
+                // (Identify Namespace LBA format 0); the front end cannot serve anything else.
+                if (dev.Driver == "pci-nvme" && _blockDevSizes.TryGetValue(bd, out var size) && size.BlockSize is not (512 or 4096))
+                    _d.Error(size.Position, $"block_dev '{bd}' has block_size {size.BlockSize}, but [dev.{dev.Name}] (pci-nvme) serves 512- or 4096-byte blocks only; set block_size = 512 or 4096");
             }
             if (dev.Pci is { } pci)
             {

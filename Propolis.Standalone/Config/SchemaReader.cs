@@ -48,6 +48,8 @@ internal sealed partial class SchemaReader
     // Everything defined, valid or not, so that a broken definition does not also produce
     // "unknown reference" errors at each use.
     private readonly List<(string Name, string? Type, TomlPosition Position)> _blockDevNames = new();
+    /// <summary>Each block_dev's block size and where it was set (the table header when defaulted).</summary>
+    private readonly Dictionary<string, (int BlockSize, TomlPosition Position)> _blockDevSizes = new(StringComparer.Ordinal);
     private readonly List<DeviceRefs> _deviceRefs = new();
     private readonly List<(string Name, TomlPosition Position)> _cpuidProfiles = new();
     private TomlPosition? _cloudInitPosition;

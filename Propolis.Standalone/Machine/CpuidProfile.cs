@@ -43,4 +43,25 @@ internal static class CpuidProfile
         }
         return null;
     }
+
+    /// <summary>The processor brand string of leaves 0x8000_0002–4 (16 ASCII bytes each, EAX to
+    /// EDX), trimmed; empty when the table has none or it is not printable ASCII.</summary>
+    public static string BrandString(IReadOnlyList<CoreCpuid> table)
+    {
+        Span<byte> bytes = stackalloc byte[48];
+        for (var leaf = 0u; leaf < 3; leaf++)
+        {
+            var e = table.FirstOrDefault(x => x.Function == 0x8000_0002 + leaf);
+            if (e.Function == 0)
+                return "";
+            var part = bytes.Slice((int)leaf * 16, 16);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(part, e.Eax);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(part[4..], e.Ebx);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(part[8..], e.Ecx);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(part[12..], e.Edx);
+        }
+        var end = bytes.IndexOf((byte)0);
+        var text = System.Text.Encoding.ASCII.GetString(end < 0 ? bytes : bytes[..end]).Trim();
+        return text.All(c => c is >= ' ' and <= '~') ? text : "";
+    }
 }

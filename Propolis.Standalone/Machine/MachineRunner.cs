@@ -73,9 +73,7 @@ internal static partial class MachineRunner
             KvmMachine machine;
             try
             {
-                machine = KvmMachine.Create(hypervisor, board, sink,
-                    () => sink.Post(new InstanceEvent(InstanceEventKind.GuestReset, "keyboard controller reset (0xFE to port 0x64)")),
-                    loggerFactory);
+                machine = KvmMachine.Create(hypervisor, spec, sink, sink.Post, loggerFactory);
             }
             catch (MachineException e)
             {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # boot.sh: boot benchmark. Boots the demo guest (out/guest/vmlinuz + initramfs.img, the command
 # line of examples/standalone.toml, 512 MiB, 2 vCPUs) with out/propolis-standalone and with
-# qemu-system-x86_64 -accel kvm, alternating, N times each, and prints a table of:
+# qemu-system-x86_64 -accel kvm, alternating, N times each, first by direct kernel boot, then
+# through Debian's OVMF (/usr/share/ovmf/OVMF.fd: `bootrom` for ours, `-bios` for QEMU, the kernel
+# handed to the firmware through fw_cfg in both), and prints a table of:
 #   - the time from process start to the guest's first userspace line (the banner
 #     "propolis demo guest" printed by the demo guest's init), median and min..max;
 #   - the VMM process's VmRSS when the banner arrives and its VmHWM (peak RSS) just before the
@@ -24,6 +26,8 @@ GUEST_MIB=512 GUEST_CPUS=2
 CMDLINE="console=ttyS0 reboot=k panic=-1 quiet"     # as in examples/standalone.toml
 BANNER="propolis demo guest"
 BOOT_TIMEOUT=${BOOT_BENCH_TIMEOUT:-120}             # seconds allowed for one boot to the banner
+OVMF=/usr/share/ovmf/OVMF.fd
+OVMF_TIMEOUT=${BOOT_BENCH_OVMF_TIMEOUT:-$((BOOT_TIMEOUT * 4))}   # the same through the firmware
 
 die() { printf 'boot.sh: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
@@ -48,13 +52,14 @@ if [ $inner -eq 0 ]; then
     [ -x "$PROPOLIS" ] || die "no $PROPOLIS (run ./build.sh build, or ./build.sh bench boot)"
     command -v qemu-system-x86_64 >/dev/null || die "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
     command -v socat >/dev/null || die "no socat (apt-get install socat)"
+    [ -r "$OVMF" ] || die "no $OVMF (apt-get install ovmf)"
     "$ROOT/test/e2e/demo-guest.sh" >&2
     if [ "${KVM_SANDBOX:-auto}" != force ] && [ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null; then
         where=host
     else
         where=sandbox
     fi
-    exec "$ROOT/test/e2e/kvm-sandbox.sh" --timeout $(( runs * 2 * (BOOT_TIMEOUT + 90) + 60 )) \
+    exec "$ROOT/test/e2e/kvm-sandbox.sh" --timeout $(( runs * 2 * (BOOT_TIMEOUT + OVMF_TIMEOUT + 180) + 60 )) \
         -- "$SELF" --runs "$runs" --inner "$where"
 fi
 
@@ -81,6 +86,8 @@ initrd = "$INITRD"
 cmdline = "$CMDLINE"
 EOF
 
+sed -e '/^kernel = /i bootrom = "'"$OVMF"'"' vm.toml > vm-ovmf.toml
+
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 # Reads console lines; at the banner, records the time and the VMM's VmRSS (at once, in the
@@ -99,19 +106,22 @@ console_reader() {
 
 # One boot: VMM (ours|qemu), run number. Appends "vmm seconds rss_kib hwm_kib" to results.
 boot_once() {
-    local vmm=$1 n=$2 t0 deadline
+    local vmm=$1 n=$2 t0 deadline timeout=$BOOT_TIMEOUT
+    [[ $vmm == *-ovmf ]] && timeout=$OVMF_TIMEOUT
     rm -f ttya banner console.log in
     mkfifo in
     exec {keep}<>in                 # holds the fifo open: the client's stdin stays open
     : > console.log
     t0=$EPOCHREALTIME
     case "$vmm" in
-        ours)
-            env --default-signal=INT,TERM "$PROPOLIS" vm.toml --console ttya > vmm.log 2>&1 &
+        ours|ours-ovmf)
+            local config=vm.toml; [ "$vmm" = ours-ovmf ] && config=vm-ovmf.toml
+            env --default-signal=INT,TERM "$PROPOLIS" "$config" --console ttya > vmm.log 2>&1 &
             ;;
-        qemu)
+        qemu|qemu-ovmf)
+            local bios=(); [ "$vmm" = qemu-ovmf ] && bios=(-bios "$OVMF")
             qemu-system-x86_64 -accel kvm -cpu host -m $GUEST_MIB -smp $GUEST_CPUS \
-                -nodefaults -no-user-config -nographic -no-reboot \
+                -nodefaults -no-user-config -nographic -no-reboot "${bios[@]}" \
                 -kernel "$KERNEL" -initrd "$INITRD" -append "$CMDLINE" \
                 -chardev socket,id=con,path=ttya,server=on,wait=on -serial chardev:con \
                 > vmm.log 2>&1 < /dev/null &
@@ -119,15 +129,15 @@ boot_once() {
     esac
     vmm_pid=$!
     # The client: started now, retrying every 10 ms until the socket exists and accepts.
-    { socat -b 65536 - "UNIX-CONNECT:ttya,retry=$((BOOT_TIMEOUT * 100)),interval=0.01" < in 2>/dev/null \
+    { socat -b 65536 - "UNIX-CONNECT:ttya,retry=$((timeout * 100)),interval=0.01" < in 2>/dev/null \
         | console_reader "$vmm_pid"; } &
     client_pid=$!
 
     local failure=""
-    deadline=$((SECONDS + BOOT_TIMEOUT))
+    deadline=$((SECONDS + timeout))
     until [ -e banner ]; do
         if ! kill -0 "$vmm_pid" 2>/dev/null; then failure="the VMM exited before the banner"; break; fi
-        if [ $SECONDS -ge $deadline ]; then failure="no banner after ${BOOT_TIMEOUT}s"; break; fi
+        if [ $SECONDS -ge $deadline ]; then failure="no banner after ${timeout}s"; break; fi
         sleep 0.05
     done
     if [ -n "$failure" ]; then
@@ -180,6 +190,10 @@ for n in $(seq 1 "$runs"); do
     boot_once ours "$n"
     boot_once qemu "$n"
 done
+for n in $(seq 1 "$runs"); do
+    boot_once ours-ovmf "$n"
+    boot_once qemu-ovmf "$n"
+done
 
 # Median (mean of the middle two for an even count), min and max of column C over a VMM's
 # successful runs; "- - -" when it has none.
@@ -189,28 +203,32 @@ stats() { # vmm column -> "median min max"
                                     m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m, a[1], a[NR] }'
 }
 failed() { awk -v v="$1" '$1 == v && $2 == "failed"' results | wc -l; }
-read -r o_t o_tmin o_tmax < <(stats ours 2)
-read -r q_t q_tmin q_tmax < <(stats qemu 2)
-read -r o_r _ _ < <(stats ours 3); read -r q_r _ _ < <(stats qemu 3)
-read -r o_h _ _ < <(stats ours 4); read -r q_h _ _ < <(stats qemu 4)
-
 printf 'boot benchmark: demo guest, %d vCPUs, %d MiB, %d runs each (%s)\n' "$GUEST_CPUS" "$GUEST_MIB" "$runs" "$where_text"
-printf '%-22s %-42s %-21s %-11s %s\n' vmm 'first-userspace-line s (median, min..max)' 'VmRSS MiB at banner' 'VmHWM MiB' 'guest RAM MiB'
-awk -v g="$GUEST_MIB" -v runs="$runs" -v of="$(failed ours)" -v qf="$(failed qemu)" \
-    -v ot="$o_t" -v otn="$o_tmin" -v otx="$o_tmax" -v or="$o_r" -v oh="$o_h" \
-    -v qt="$q_t" -v qtn="$q_tmin" -v qtx="$q_tmax" -v qr="$q_r" -v qh="$q_h" '
-function secs(m, lo, hi, f) {
-    if (m == "-") return sprintf("no successful run (%d failed)", f)
-    return sprintf("%.2f (%.2f..%.2f)", m, lo, hi) (f ? sprintf(", %d of %d failed", f, runs) : "")
+printf '%-30s %-42s %-21s %-11s %s\n' vmm 'first-userspace-line s (median, min..max)' 'VmRSS MiB at banner' 'VmHWM MiB' 'guest RAM MiB'
+rows() { # ours-kind qemu-kind label
+    local o_t o_tmin o_tmax q_t q_tmin q_tmax o_r q_r o_h q_h
+    read -r o_t o_tmin o_tmax < <(stats "$1" 2)
+    read -r q_t q_tmin q_tmax < <(stats "$2" 2)
+    read -r o_r _ _ < <(stats "$1" 3); read -r q_r _ _ < <(stats "$2" 3)
+    read -r o_h _ _ < <(stats "$1" 4); read -r q_h _ _ < <(stats "$2" 4)
+    awk -v g="$GUEST_MIB" -v runs="$runs" -v of="$(failed "$1")" -v qf="$(failed "$2")" -v label="$3" \
+        -v ot="$o_t" -v otn="$o_tmin" -v otx="$o_tmax" -v or="$o_r" -v oh="$o_h" \
+        -v qt="$q_t" -v qtn="$q_tmin" -v qtx="$q_tmax" -v qr="$q_r" -v qh="$q_h" '
+    function secs(m, lo, hi, f) {
+        if (m == "-") return sprintf("no successful run (%d failed)", f)
+        return sprintf("%.2f (%.2f..%.2f)", m, lo, hi) (f ? sprintf(", %d of %d failed", f, runs) : "")
+    }
+    function mib(k) { return k == "-" ? "-" : sprintf("%.1f", k / 1024) }
+    function ratio(a, b) { return (a == "-" || b == "-" || b == 0) ? "-" : sprintf("%.2f", a / b) }
+    BEGIN {
+        fmt = "%-30s %-42s %-21s %-11s %s\n"
+        printf fmt, "propolis-standalone" label, secs(ot, otn, otx, of), mib(or), mib(oh), g
+        printf fmt, "qemu-system-x86_64" label, secs(qt, qtn, qtx, qf), mib(qr), mib(qh), g
+        printf fmt, "ratio (ours/qemu)" label, ratio(ot, qt), ratio(or, qr), ratio(oh, qh), "1.00"
+    }'
 }
-function mib(k) { return k == "-" ? "-" : sprintf("%.1f", k / 1024) }
-function ratio(a, b) { return (a == "-" || b == "-" || b == 0) ? "-" : sprintf("%.2f", a / b) }
-BEGIN {
-    fmt = "%-22s %-42s %-21s %-11s %s\n"
-    printf fmt, "propolis-standalone", secs(ot, otn, otx, of), mib(or), mib(oh), g
-    printf fmt, "qemu-system-x86_64", secs(qt, qtn, qtx, qf), mib(qr), mib(qh), g
-    printf fmt, "ratio (ours/qemu)", ratio(ot, qt), ratio(or, qr), ratio(oh, qh), "1.00"
-}'
+rows ours qemu ""
+rows ours-ovmf qemu-ovmf " + OVMF"
 echo "(RSS and HWM are medians over the successful runs; HWM is the peak up to the poweroff that ends each run)"
-n_failed=$(( $(failed ours) + $(failed qemu) ))
+n_failed=$(( $(failed ours) + $(failed qemu) + $(failed ours-ovmf) + $(failed qemu-ovmf) ))
 [ "$n_failed" -eq 0 ] || { echo "boot.sh: $n_failed boot(s) failed; see above" >&2; exit 1; }

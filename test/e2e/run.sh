@@ -109,6 +109,9 @@ if [ ${#CASES[@]} -eq 0 ]; then
     exit 2
 fi
 "$HERE/demo-guest.sh" || { echo "FAIL demo-guest (could not build the demo guest)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
+# The firmware cases (20-*) boot Debian's OVMF (/usr/share/ovmf/OVMF.fd); the sandbox sees the
+# host's files, so it is installed out here.
+( . "$HERE/lib/common.sh" && e2e_apt_need ovmf ) || { echo "FAIL ovmf (could not install the ovmf package)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 : > "$RESULTS/results"
 

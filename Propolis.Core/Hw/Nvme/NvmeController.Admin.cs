@@ -88,8 +88,10 @@ public sealed partial class NvmeController
     private long _readCommands;
     private long _writeCommands;
 
-    /// <summary>Interrupt Coalescing (FID 08h) as last set: aggregation threshold 7:0, time 15:8.
-    /// Stored and reported; completions are signalled one by one.</summary>
+    /// <summary>Interrupt Coalescing (FID 08h) as last set: aggregation threshold 7:0 (0's based),
+    /// time 15:8 (100 µs units). Applied to I/O completion queues: an interrupt is held until THR+1
+    /// entries are waiting, TIME has passed since the first (checked as completions arrive), or
+    /// no other command for that queue is in progress, whichever comes first.</summary>
     public uint InterruptCoalescing => Volatile.Read(ref _interruptCoalescing);
 
     /// <summary>Volatile Write Cache Enable (FID 06h) as last set.</summary>
@@ -110,7 +112,11 @@ public sealed partial class NvmeController
         _ioQueueCreated = false;
         _aerCount = 0;
         _pendingEventCount = 0;
-        _shadowDoorbells = 0;
+        if (_shadowDoorbells != 0)
+        {
+            _shadowDoorbells = 0;
+            ShadowDoorbellsChanged?.Invoke(false);
+        }
         _eventIndexes = 0;
     }
 

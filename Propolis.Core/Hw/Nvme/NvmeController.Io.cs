@@ -187,14 +187,52 @@ public sealed partial class NvmeController
         {
             return NvmeStatus.InvalidField;
         }
+        var first = _shadowDoorbells == 0;
         _shadowDoorbells = e.Prp1;
         _eventIndexes = e.Prp2;
+        if (first)
+        {
+            ShadowDoorbellsChanged?.Invoke(true);
+        }
         for (var i = 1; i <= MaxIoQueuePairs; i++)
         {
             if (_sqs[i] is { } sq) { AttachShadow(sq); }
             if (_cqs[i] is { } cq) { AttachShadow(cq); }
         }
         return NvmeStatus.Success;
+    }
+
+    /// <summary>Called (under the controller's state lock) when shadow doorbells start being used
+    /// (true) or stop on a controller reset (false). With them the host's doorbell value is in guest
+    /// memory, so the PCI glue may have the hypervisor swallow the I/O doorbell writes (ioeventfd,
+    /// which loses the value) and call <see cref="ShadowDoorbellRung"/> instead.</summary>
+    public Action<bool>? ShadowDoorbellsChanged { get; set; }
+
+    /// <summary>I/O doorbell <paramref name="index"/> (2·qid for a submission queue's tail, 2·qid+1
+    /// for a completion queue's head, §3.1.24–25) was written while shadow doorbells are in use:
+    /// the new value is read from the shadow buffer. Callable from any thread.</summary>
+    public void ShadowDoorbellRung(int index)
+    {
+        var qid = index >> 1;
+        if ((_csts & Csts.Rdy) == 0 || qid == 0 || qid > MaxIoQueuePairs)
+        {
+            return;
+        }
+        if ((index & 1) == 0)
+        {
+            // Drain reads the tail from the shadow buffer first.
+            Volatile.Read(ref _sqs[qid])?.Kick(s_drain, this);
+            return;
+        }
+        if (Volatile.Read(ref _cqs[qid]) is { } cq)
+        {
+            cq.RefreshFromShadow();
+            if (cq.Starved)
+            {
+                cq.Starved = false;
+                KickQueuesOf(cq);
+            }
+        }
     }
 
     private void AttachShadow(SubmissionQueue sq)

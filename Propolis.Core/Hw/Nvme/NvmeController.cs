@@ -452,7 +452,16 @@ public sealed partial class NvmeController : IMmioHandler, INvmeIoCompletion
     private void Complete(SubmissionQueue sq, ushort commandId, uint dw0, NvmeStatus status)
     {
         var cq = sq.CompletionQueue;
-        if (cq.Post(dw0, (ushort)Volatile.Read(ref sq.Head), sq.Id, commandId, status, sq))
+        // §5.21.1.8–9: coalescing applies to I/O completion queues whose vector does not opt out.
+        var coalescing = Volatile.Read(ref _interruptCoalescing);
+        var entries = 1;
+        long ticks = 0;
+        if (cq.Id != 0 && (coalescing & 0xFF) != 0 && !Volatile.Read(ref _coalescingDisabled[cq.Vector]))
+        {
+            entries = (int)(coalescing & 0xFF) + 1;
+            ticks = (long)((coalescing >> 8) & 0xFF) * System.Diagnostics.Stopwatch.Frequency / 10_000;
+        }
+        if (cq.Post(dw0, (ushort)Volatile.Read(ref sq.Head), sq.Id, commandId, status, sq, entries, ticks))
         {
             _interrupts.Raise(cq.Vector);
         }

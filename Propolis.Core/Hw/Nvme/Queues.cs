@@ -132,6 +132,18 @@ internal sealed class CompletionQueue
         }
     }
 
+    /// <summary>Takes the head from the shadow buffer, if there is one (ioeventfd doorbells).</summary>
+    public void RefreshFromShadow()
+    {
+        lock (_lock)
+        {
+            if (_shadowHead != 0)
+            {
+                RefreshFromShadowLocked();
+            }
+        }
+    }
+
     private void RefreshFromShadowLocked()
     {
         if (_memory.TryReadUInt32(_shadowHead, out var head))
@@ -151,7 +163,12 @@ internal sealed class CompletionQueue
     /// <summary>Writes a completion entry into a reserved slot (§4.6): DW0 the command
     /// specific result, DW2 SQ head and SQ id, DW3 command id, phase tag and status. Returns
     /// whether the host should be interrupted.</summary>
-    public bool Post(uint dw0, ushort sqHead, ushort sqId, ushort commandId, NvmeStatus status, SubmissionQueue? source)
+    /// <remarks>Interrupt coalescing (§5.21.1.8): with <paramref name="coalesceEntries"/> above 1,
+    /// the interrupt is held until that many entries are unsignalled, <paramref name="coalesceTicks"/>
+    /// (Stopwatch ticks) have passed since the first of them, or no other command that completes
+    /// here is in progress (nothing else would come to trigger it).</remarks>
+    public bool Post(uint dw0, ushort sqHead, ushort sqId, ushort commandId, NvmeStatus status, SubmissionQueue? source,
+        int coalesceEntries = 1, long coalesceTicks = 0)
     {
         lock (_lock)
         {
@@ -177,9 +194,31 @@ internal sealed class CompletionQueue
                 _tail = 0;
                 _phase = !_phase;
             }
-            return InterruptsEnabled;
+            if (!InterruptsEnabled)
+            {
+                return false;
+            }
+            if (coalesceEntries <= 1)
+            {
+                _unsignalled = 0;
+                return true;
+            }
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (_unsignalled++ == 0)
+            {
+                _firstUnsignalled = now;
+            }
+            if (_unsignalled >= coalesceEntries || _reserved == 0 || now - _firstUnsignalled >= coalesceTicks)
+            {
+                _unsignalled = 0;
+                return true;
+            }
+            return false;
         }
     }
+
+    private int _unsignalled;
+    private long _firstUnsignalled;
 
     /// <summary>Completion Queue y Head Doorbell (§3.1.25). The host may only release entries
     /// that were posted: a value outside [head, tail] (circularly) or ≥ the queue size is an

@@ -15,3 +15,19 @@ public sealed class VmMsiSink(IVm vm) : IMsiSink
 {
     public bool SignalMsi(ulong address, uint data) => vm.SignalMsi(address, data);
 }
+
+/// <summary>An <see cref="IMsiSink"/> that can also hand out per-vector irqfd routes, so an
+/// MSI-X vector is delivered by one eventfd write (no ioctl, no userspace exit on any vCPU).</summary>
+public interface IMsiRouteSource
+{
+    IMsiRoute CreateMsiRoute();
+}
+
+/// <summary>MSIs through irqfd GSI routes (<see cref="HypervisorEvents"/>), falling back to
+/// KVM_SIGNAL_MSI where a route cannot be made; follows the machine's VM across resets.</summary>
+public sealed class IrqFdMsiSink(HypervisorEvents events) : IMsiSink, IMsiRouteSource
+{
+    public bool SignalMsi(ulong address, uint data) => events.Vm.SignalMsi(address, data);
+
+    public IMsiRoute CreateMsiRoute() => events.CreateMsiRoute();
+}

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Propolis.Core.Vmm;
 
 namespace Propolis.Core.Hw.Pci;
 
@@ -37,6 +38,7 @@ public sealed class MsixCapability
     private readonly Lock _lock = new();
     private readonly uint[] _table;
     private readonly ulong[] _pba;
+    private readonly IMsiRoute?[] _routes;
     private bool _enabled;
     private bool _functionMasked;
 
@@ -51,6 +53,7 @@ public sealed class MsixCapability
         PbaOffset = pbaOffset;
         _table = new uint[vectors * 4];
         _pba = new ulong[(vectors + 63) / 64];
+        _routes = new IMsiRoute?[vectors];
         var config = device.ConfigBytes;
         BinaryPrimitives.WriteUInt16LittleEndian(config[(offset + MessageControl)..], (ushort)(vectors - 1));
         BinaryPrimitives.WriteUInt32LittleEndian(config[(offset + TableOffsetBir)..], tableOffset | (uint)tableBar);
@@ -100,7 +103,16 @@ public sealed class MsixCapability
     {
         var e = vector * 4;
         var address = ((ulong)_table[e + 1] << 32) | _table[e];
-        _device.MsiSink?.SignalMsi(address, _table[e + 2]);
+        var data = _table[e + 2];
+        var sink = _device.MsiSink;
+        if (sink is IMsiRouteSource source)
+        {
+            // irqfd: one eventfd write; the route is (re)programmed only when the message changed.
+            var route = _routes[vector] ??= source.CreateMsiRoute();
+            if (route.Signal(address, data))
+                return;
+        }
+        sink?.SignalMsi(address, data);
     }
 
     /// <summary>Sends every pending vector that is no longer masked, clearing its pending bit.</summary>

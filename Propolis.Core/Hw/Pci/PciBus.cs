@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Propolis.Core.Buses;
 using Propolis.Core.Intr;
 using Propolis.Core.Memory;
+using Propolis.Core.Vmm;
 
 namespace Propolis.Core.Hw.Pci;
 
@@ -51,6 +52,10 @@ public sealed partial class PciBus : IPortIoHandler, IMmioHandler
     }
 
     public IMsiSink MsiSink { get; }
+
+    /// <summary>Where functions register doorbell ioeventfds for their BARs (null: every doorbell
+    /// write traps to the function's handler, which is always correct, only slower).</summary>
+    public IIoEventRegistrar? IoEvents { get; set; }
 
     /// <summary>INTx routing for functions attached from now on (the PIIX3's PIRQ links).</summary>
     public IPciIntxRouter? IntxRouter { get; set; }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Propolis.Core.Buses;
 using Propolis.Core.Intr;
+using Propolis.Core.Vmm;
 
 namespace Propolis.Core.Hw.Pci;
 
@@ -184,12 +185,36 @@ public abstract partial class PciDevice
         }
     }
 
+    /// <summary>Adds a vendor-specific capability (ID 09h, PCI Local Bus 3.0 §6.7 and Appendix H):
+    /// <paramref name="body"/> is everything after the ID and next-pointer bytes (for a virtio
+    /// <c>virtio_pci_cap</c>: cap_len, cfg_type, bar, ...). The body is read-only to the guest.
+    /// Returns the capability's offset in configuration space.</summary>
+    /// <param name="writable">Registers of the capability the guest may write (offsets from the
+    /// capability's start, as for MSI); everything else is read-only.</param>
+    /// <param name="customDwords">Offsets (from the capability's start, dword aligned) of dwords
+    /// handled by <see cref="CustomConfigRead"/>/<see cref="CustomConfigWrite"/>, such as a data
+    /// window (virtio's VIRTIO_PCI_CAP_PCI_CFG).</param>
+    protected int AddVendorCapability(ReadOnlySpan<byte> body, ReadOnlySpan<ConfigRegister> writable = default, ReadOnlySpan<int> customDwords = default)
+    {
+        if (body.Length < 1 || body.Length > PciHeader.ConventionalSize - PciHeader.Size - 2)
+            throw new ArgumentOutOfRangeException(nameof(body), body.Length, "a vendor-specific capability body is 1 to 190 bytes");
+        var offset = AddCapability(PciCapabilityId.VendorSpecific, writable, 2 + body.Length);
+        body.CopyTo(_config.AsSpan(offset + 2));
+        foreach (var d in customDwords)
+        {
+            if (d < 4 || d % 4 != 0 || d + 4 > 2 + body.Length)
+                throw new ArgumentOutOfRangeException(nameof(customDwords), d, "a custom dword must be an aligned dword inside the capability, after its header");
+            _customRegions.Add((offset + d, 4));
+        }
+        return offset;
+    }
+
     /// <summary>Places a capability structure in the chain; <paramref name="layout"/> offsets are relative
     /// to the capability and exclude the ID and next-pointer bytes, which this method writes.</summary>
-    private int AddCapability(byte id, ReadOnlySpan<ConfigRegister> layout)
+    private int AddCapability(byte id, ReadOnlySpan<ConfigRegister> layout, int minLength = 2)
     {
         ThrowIfAttached();
-        var length = 2;
+        var length = minLength;
         foreach (var r in layout)
             length = Math.Max(length, r.Offset + r.Width);
         var offset = _nextCapability;
@@ -260,6 +285,9 @@ public abstract partial class PciDevice
     internal bool UsesIntx => _usesIntx;
 
     internal IMsiSink? MsiSink => _bus?.MsiSink;
+
+    /// <summary>The bus's ioeventfd registrar, once attached (null when there is none).</summary>
+    protected IIoEventRegistrar? IoEvents => _bus?.IoEvents;
 
     // ---- configuration access ----
 
@@ -463,6 +491,7 @@ public abstract partial class PciDevice
         }
         if (bar.MappedAt == want)
             return;
+        var previous = bar.MappedAt;
         if (bar.MappedAt is { } old)
         {
             bus.UnmapBar(bar, old);
@@ -475,6 +504,16 @@ public abstract partial class PciDevice
             else
                 LogBarConflict(Name, bar.Index, at, bar.Size);
         }
+        if (previous != bar.MappedAt)
+            OnBarMappingChanged(bar, previous, bar.MappedAt);
+    }
+
+    /// <summary>A BAR started or stopped being decoded, or moved (<paramref name="oldAddress"/> and
+    /// <paramref name="newAddress"/> are null when not decoded). Called under the config lock; a
+    /// device that has the hypervisor watch addresses inside the BAR (ioeventfd doorbells) moves
+    /// those registrations here.</summary>
+    protected virtual void OnBarMappingChanged(PciBar bar, ulong? oldAddress, ulong? newAddress)
+    {
     }
 
     internal void DispatchBarRead(int index, ulong offset, Span<byte> data)

@@ -147,5 +147,6 @@ public readonly record struct PciAddress(byte Bus, byte Device, byte Function)
 public static class PciCapabilityId
 {
     public const byte Msi = 0x05;
+    public const byte VendorSpecific = 0x09;
     public const byte Msix = 0x11;
 }

@@ -22,6 +22,7 @@ internal static partial class Interop
         internal const int KVM_CAP_SET_IDENTITY_MAP_ADDR = 37;
         internal const int KVM_CAP_MAX_VCPUS = 66;
         internal const int KVM_CAP_SIGNAL_MSI = 77;
+        internal const int KVM_CAP_READONLY_MEM = 81;
         internal const int KVM_CAP_IMMEDIATE_EXIT = 136;
         internal const int KVM_CAP_VCPU_EVENTS = 41;
 

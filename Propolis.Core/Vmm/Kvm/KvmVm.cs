@@ -97,8 +97,10 @@ public sealed unsafe class KvmVm : IVm
         CheckIo(Sys.Ioctl(_vm, K.KVM_SET_PIT2, &pitState), "KVM_SET_PIT2");
     }
 
-    /// <summary>The PC routing KVM installs by default, made explicit: GSI n drives I/O APIC pin n
-    /// for n in 0–23 and, for n in 0–15, pin n mod 8 of the master (n &lt; 8) or slave PIC.</summary>
+    /// <summary>The PC routing, as QEMU sets it for KVM (kvm_pc_setup_irq_routing): GSI n drives
+    /// I/O APIC pin n for n in 1–23 and, for n in 0–15, pin n mod 8 of the master (n &lt; 8) or
+    /// slave PIC; the PIT's GSI 0 reaches I/O APIC pin 2 (the MADT's interrupt source override
+    /// IRQ 0 → GSI 2), and nothing else drives pin 2 (the PIC cascade).</summary>
     internal static List<kvm_irq_routing_entry> DefaultRoutes()
     {
         var routes = new List<kvm_irq_routing_entry>();
@@ -108,7 +110,10 @@ public sealed unsafe class KvmVm : IVm
             {
                 routes.Add(IrqchipRoute(gsi, gsi < 8 ? K.KVM_IRQCHIP_PIC_MASTER : K.KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
             }
-            routes.Add(IrqchipRoute(gsi, K.KVM_IRQCHIP_IOAPIC, gsi));
+            if (gsi != 2)
+            {
+                routes.Add(IrqchipRoute(gsi, K.KVM_IRQCHIP_IOAPIC, gsi == 0 ? 2 : gsi));
+            }
         }
         return routes;
     }
@@ -178,6 +183,39 @@ public sealed unsafe class KvmVm : IVm
                     new ErrnoException("KVM_SET_USER_MEMORY_REGION", errno));
             }
         }
+    }
+
+    /// <summary>Memory slots of read-only mappings start here (RAM uses one slot per region from 0).</summary>
+    private const uint FirstReadOnlySlot = 16;
+    private uint _readOnlySlots;
+
+    public void MapReadOnly(ulong guestAddress, nint hostAddress, ulong size)
+    {
+        if (size == 0 || (guestAddress | (ulong)hostAddress | size) % MemoryLayout.PageSize != 0)
+        {
+            throw new ArgumentException($"read-only mapping 0x{guestAddress:X}+0x{size:X} is empty or not page-aligned");
+        }
+        // KVM_CAP_READONLY_MEM (Documentation/virt/kvm/api.rst, KVM_SET_USER_MEMORY_REGION).
+        if (Sys.Ioctl(_vm, K.KVM_CHECK_EXTENSION, K.KVM_CAP_READONLY_MEM) <= 0)
+        {
+            throw new HypervisorException("KVM on this host cannot map read-only memory (KVM_CAP_READONLY_MEM), which a boot ROM needs; use a newer host kernel");
+        }
+        var region = new kvm_userspace_memory_region
+        {
+            slot = FirstReadOnlySlot + _readOnlySlots,
+            flags = K.KVM_MEM_READONLY,
+            guest_phys_addr = guestAddress,
+            memory_size = size,
+            userspace_addr = (ulong)hostAddress,
+        };
+        if (Sys.Ioctl(_vm, K.KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        {
+            var errno = LastErrno;
+            throw new HypervisorException(
+                $"KVM_SET_USER_MEMORY_REGION (read-only) for 0x{guestAddress:X}+0x{size:X} failed: {Marshal.GetPInvokeErrorMessage(errno)}",
+                new ErrnoException("KVM_SET_USER_MEMORY_REGION", errno));
+        }
+        _readOnlySlots++;
     }
 
     public IVcpu CreateVcpu(int id)

@@ -23,16 +23,18 @@ public sealed class MpTableTests
         var table = t.AsSpan(16);
         Assert.Equal(0, Sum(table));
         Assert.Equal(
-            "50434D50" + "2001" + "04" + table[7].ToString("X2") + "50524F504F4C4953" + "5354414E44414C4F4E452020"
-            + "00000000" + "0000" + "1D00" + "0000E0FE" + "0000" + "00" + "00",
+            "50434D50" + "1801" + "04" + table[7].ToString("X2") + "50524F504F4C4953" + "5354414E44414C4F4E452020"
+            + "00000000" + "0000" + "1C00" + "0000E0FE" + "0000" + "00" + "00",
             Convert.ToHexString(table[..44]));
         // Processor 0: enabled BSP with the given signature and features.
         Assert.Equal("00001403110F0A00FFFB8B170000000000000000", Convert.ToHexString(table.Slice(44, 20)));
         Assert.Equal("0100495341202020", Convert.ToHexString(table.Slice(64, 8)));      // bus 0 "ISA   "
         Assert.Equal("020111010000C0FE", Convert.ToHexString(table.Slice(72, 8))); // I/O APIC id 1 at 0xFEC00000
-        Assert.Equal("0300000000050105", Convert.ToHexString(table.Slice(80 + 5 * 8, 8))); // ISA IRQ 5 -> pin 5
-        Assert.Equal("0403000000000000", Convert.ToHexString(table.Slice(80 + 24 * 8, 8))); // ExtINT -> BSP LINT0
-        Assert.Equal("040100000000FF01", Convert.ToHexString(table.Slice(88 + 24 * 8, 8)));
+        Assert.Equal("0300000000000102", Convert.ToHexString(table.Slice(80, 8)));         // ISA IRQ 0 (PIT) -> pin 2
+        Assert.Equal("0300000000030103", Convert.ToHexString(table.Slice(80 + 2 * 8, 8))); // IRQ 2 has no entry: IRQ 3 follows IRQ 1
+        Assert.Equal("0300000000050105", Convert.ToHexString(table.Slice(80 + 4 * 8, 8))); // ISA IRQ 5 -> pin 5
+        Assert.Equal("0403000000000000", Convert.ToHexString(table.Slice(80 + 23 * 8, 8))); // ExtINT -> BSP LINT0
+        Assert.Equal("040100000000FF01", Convert.ToHexString(table.Slice(88 + 23 * 8, 8)));
     }
 
     [Theory]
@@ -46,7 +48,7 @@ public sealed class MpTableTests
         var table = t.AsSpan(16);
         Assert.Equal(0, Sum(table));
         Assert.Equal(table.Length, BinaryPrimitives.ReadUInt16LittleEndian(table[4..]));
-        Assert.Equal(cpus + 2 + 24 + 2, BinaryPrimitives.ReadUInt16LittleEndian(table[34..]));
+        Assert.Equal(cpus + 2 + 23 + 2, BinaryPrimitives.ReadUInt16LittleEndian(table[34..]));
         for (var cpu = 0; cpu < cpus; cpu++)
         {
             var e = table.Slice(44 + cpu * 20, 20);

@@ -45,6 +45,7 @@ public class NativeLayoutTests
         (typeof(kvm_vcpu_events), "struct kvm_vcpu_events"),
         (typeof(sigset_t), "sigset_t"),
         (typeof(timespec), "struct timespec"),
+        (typeof(pollfd), "struct pollfd"),
     ];
 
     private static readonly Type[] ConstantClasses = [typeof(Native.Kvm), typeof(Native.Sys)];
@@ -58,6 +59,7 @@ public class NativeLayoutTests
         #include <time.h>
         #include <sys/mman.h>
         #include <sys/eventfd.h>
+        #include <poll.h>
         #include <sys/ioctl.h>
         #include <linux/kvm.h>
         #define P(key, expr) printf("%s=%llu\n", key, (unsigned long long)(expr))

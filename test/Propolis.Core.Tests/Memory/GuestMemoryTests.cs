@@ -82,4 +82,20 @@ public sealed class GuestMemoryTests : IDisposable
         mem.Dispose();
         Assert.False(mem.TryGetSpan(0, 1, out _));
     }
+
+    [Fact]
+    public void ClearZeroesEveryRegionAndTheMemoryStaysUsable()
+    {
+        using var mem = GuestMemory.Allocate(MemoryLayout.FromRegions([(0, 0x10_0000), (0x20_0000, 0x10_0000)]));
+        Assert.True(mem.TryWriteUInt64(0x1000, 0x1122_3344_5566_7788));
+        Assert.True(mem.TryWriteUInt64(0x2F_FFF8, ulong.MaxValue));
+        mem.Clear();
+        Assert.True(mem.TryReadUInt64(0x1000, out var a));
+        Assert.True(mem.TryReadUInt64(0x2F_FFF8, out var b));
+        Assert.Equal(0UL, a);
+        Assert.Equal(0UL, b);
+        Assert.True(mem.TryWriteUInt32(0x1000, 7));
+        Assert.True(mem.TryReadUInt32(0x1000, out var c));
+        Assert.Equal(7u, c);
+    }
 }

@@ -54,7 +54,7 @@ public class MemoryLayoutTests
                 new E820Entry(0xF_0000, 0x1_0000, E820Type.Reserved),
                 new E820Entry(0x10_0000, 0xC000_0000 - 0x10_0000, E820Type.Ram),
                 new E820Entry(0xE000_0000, 0x1000_0000, E820Type.Reserved),
-                new E820Entry(0xFFFB_C000, 0x4_4000, E820Type.Reserved),
+                new E820Entry(0xFEFF_C000, 0x100_4000, E820Type.Reserved),
                 new E820Entry(0x1_0000_0000, 0x4000_0000, E820Type.Ram),
             ],
             map);

@@ -33,10 +33,11 @@ public class KvmWithoutDeviceTests
     public void DefaultRoutingIsThePcWiring()
     {
         var routes = KvmVm.DefaultRoutes();
-        Assert.Equal(16 * 2 + 8, routes.Count);
+        Assert.Equal(16 * 2 + 8 - 1, routes.Count);
         string Describe(uint gsi) => string.Join(",", routes.Where(r => r.gsi == gsi)
             .Select(r => $"{r.type}:{r.u.irqchip.irqchip}/{r.u.irqchip.pin}"));
-        Assert.Equal("1:0/0,1:2/0", Describe(0));   // PIC master pin 0, IOAPIC pin 0
+        Assert.Equal("1:0/0,1:2/2", Describe(0));   // PIC master pin 0, IOAPIC pin 2 (MADT: IRQ 0 -> GSI 2)
+        Assert.Equal("1:0/2", Describe(2));         // the cascade: no IOAPIC pin
         Assert.Equal("1:0/4,1:2/4", Describe(4));
         Assert.Equal("1:1/1,1:2/9", Describe(9));   // PIC slave pin 1
         Assert.Equal("1:1/7,1:2/15", Describe(15));

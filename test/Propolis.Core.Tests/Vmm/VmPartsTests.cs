@@ -40,6 +40,9 @@ public class VmPartsTests
             Mapped = memory;
         }
 
+        public void MapReadOnly(ulong guestAddress, nint hostAddress, ulong size) =>
+            hv.Calls.Add($"MapReadOnly 0x{guestAddress:X}+0x{size:X}");
+
         public IVcpu CreateVcpu(int id)
         {
             hv.Calls.Add($"CreateVcpu {id}");

@@ -430,6 +430,47 @@ public sealed class ConfigErrorTests : IDisposable
     }
 
     [Fact]
+    public void NvmeRefusesBlockSizesItCannotServe()
+    {
+        _f.WriteText("disk.raw", "");
+        Assert.Equal(new[]
+        {
+            "vm.toml:10:14: block_dev 'big' has block_size 8192, but [dev.nvme0] (pci-nvme) serves 512- or 4096-byte blocks only; set block_size = 512 or 4096",
+        }, _f.Errors(Main + """
+
+            [block_dev.big]
+            type = "mem-async"
+            size = 1048576
+            block_size = 8192
+
+            [block_dev.ok]
+            type = "mem-async"
+            size = 1048576
+            block_size = 4096
+
+            [dev.nvme0]
+            driver = "pci-nvme"
+            block_dev = "big"
+            pci-path = "0.4.0"
+
+            [dev.nvme1]
+            driver = "pci-nvme"
+            block_dev = "ok"
+            pci-path = "0.5.0"
+
+            [dev.vblk]
+            driver = "pci-virtio-block"
+            block_dev = "v"
+            pci-path = "0.6.0"
+
+            [block_dev.v]
+            type = "mem-async"
+            size = 1048576
+            block_size = 8192
+            """));
+    }
+
+    [Fact]
     public void CloudInitBothFormsAndMissingSection()
     {
         _f.WriteText("user-data.yaml", "#cloud-config\n");

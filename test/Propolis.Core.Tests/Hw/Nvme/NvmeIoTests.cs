@@ -271,6 +271,40 @@ public sealed class NvmeIoTests : IDisposable
     }
 
     [Fact]
+    public void InterruptCoalescingHoldsInterruptsUntilTheThresholdOrTheQueueGoesIdle()
+    {
+        int Raised() => _h.Interrupts.Raised.Count(v => v == 3);
+        void Batch(int n)
+        {
+            _h.Backend.Hold = true;
+            for (var i = 0; i < n; i++)
+                _h.Submit(_q, new Command { Opcode = 0x02, CommandId = _h.NextCid(), Nsid = 1, Prp1 = P(i) });
+            _h.Backend.Hold = false;
+            _h.Backend.CompleteAll();
+            for (var i = 0; i < n; i++)
+                Assert.Equal(NvmeStatus.Success, _h.Poll(_q).Status);
+        }
+
+        Batch(4);
+        Assert.Equal(4, Raised());                 // off by default: one interrupt per completion
+
+        // THR = 1 (two entries), TIME = 25.5 ms: four completions, two interrupts.
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x09, Cdw10 = 0x08, Cdw11 = 1 | (255u << 8) }).Status);
+        Batch(4);
+        Assert.Equal(6, Raised());
+
+        // THR = 7: three completions never reach it; the last one finds the queue idle and signals.
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x09, Cdw10 = 0x08, Cdw11 = 7 | (255u << 8) }).Status);
+        Batch(3);
+        Assert.Equal(7, Raised());
+
+        // Interrupt Vector Configuration CD = 1 for vector 3: every completion signals again.
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x09, Cdw10 = 0x09, Cdw11 = 3 | 0x1_0000 }).Status);
+        Batch(3);
+        Assert.Equal(10, Raised());
+    }
+
+    [Fact]
     public void ShadowDoorbellsReplaceMostMmioWrites()
     {
         ulong shadow = P(200), eventIdx = P(201);
@@ -313,6 +347,62 @@ public sealed class NvmeIoTests : IDisposable
                 _h.Memory.TryWriteUInt32(shadow + 12, _q.CqHead);
             }
         }
+    }
+}
+
+public sealed class NvmeIoEventDoorbellTests : IDisposable
+{
+    private const int Page = 4096;
+    private readonly NvmeHarness _h = new();
+    private readonly HostQueue _q;
+    private readonly List<bool> _changes = [];
+
+    public NvmeIoEventDoorbellTests()
+    {
+        _h.Controller.ShadowDoorbellsChanged = active => _changes.Add(active);
+        _h.Enable();
+        Assert.Equal(NvmeStatus.Success, _h.CreateIoQueuePair(1, size: 16, vector: 3));
+        _q = _h.Io[1];
+    }
+
+    public void Dispose() => _h.Dispose();
+
+    private static ulong P(int n) => NvmeHarness.Arena + (ulong)n * Page;
+
+    [Fact]
+    public void ADoorbellWhoseValueWasSwallowedIsReadFromTheShadowBuffer()
+    {
+        ulong shadow = P(200), eventIdx = P(201);
+        _h.WriteGuest(shadow, new byte[4096]);
+        _h.WriteGuest(eventIdx, new byte[4096]);
+        Assert.Empty(_changes);
+        Assert.Equal(NvmeStatus.Success, _h.Admin_(new Command { Opcode = 0x7C, Prp1 = shadow, Prp2 = eventIdx }).Status);
+        Assert.Equal([true], _changes);
+
+        // The host writes the tail to the shadow buffer; the MMIO doorbell write went to an
+        // ioeventfd (no value), which lands here as "SQ 1 tail doorbell rang".
+        _h.Submit(_q, new Command { Opcode = 0x00, CommandId = 71, Nsid = 1 }, ring: false);
+        _h.Submit(_q, new Command { Opcode = 0x00, CommandId = 72, Nsid = 1 }, ring: false);
+        _h.Memory.TryWriteUInt32(shadow + 8, _q.SqTail);
+        _h.Controller.ShadowDoorbellRung(2);
+        Assert.Equal(71, _h.Poll2(_q).CommandId);
+        Assert.Equal(72, _h.Poll2(_q).CommandId);
+        Assert.Equal(2, _h.Interrupts.Raised.Count(v => v == 3));
+
+        // A CQ head ring, a ring for a queue that does not exist and the admin queue's index are harmless.
+        _h.Memory.TryWriteUInt32(shadow + 12, _q.CqHead);
+        _h.Controller.ShadowDoorbellRung(3);
+        _h.Controller.ShadowDoorbellRung(2 * 9);
+        _h.Controller.ShadowDoorbellRung(0);
+        _h.Submit(_q, new Command { Opcode = 0x00, CommandId = 73, Nsid = 1 }, ring: false);
+        _h.Memory.TryWriteUInt32(shadow + 8, _q.SqTail);
+        _h.Controller.ShadowDoorbellRung(2);
+        var last = _h.Poll2(_q);
+        Assert.Equal((73, NvmeStatus.Success), (last.CommandId, last.Status));
+
+        // A controller reset stops shadow doorbells: the glue is told to stop watching.
+        _h.Controller.Reset();
+        Assert.Equal([true, false], _changes);
     }
 }
 

@@ -76,4 +76,61 @@ public sealed class NvmePciFunctionTests : IDisposable
         _f.Reset();
         Assert.Equal(0u, _f.Controller.ControllerStatus);
     }
+
+    [Fact]
+    public void IoDoorbellsAreWatchedOnlyWhileShadowDoorbellsAreOn()
+    {
+        var registrar = new CountingRegistrar();
+        var memory = _memory;
+        var backend = new FakeBackend(1 << 20) { Memory = memory };
+        using var f = new NvmePciFunction(memory, backend, new NvmeControllerOptions { SerialNumber = "io0" });
+        var mmio = new MmioBus();
+        new PciBus(new PortIoBus(), mmio, _sink) { IoEvents = registrar }.Attach(f, 5, 0);
+        const ulong bar = 0xD000_0000;
+        f.ConfigWriteDword(0x10, (uint)bar);
+        f.ConfigWrite(PciHeader.Command, [(byte)PciCommand.MemorySpace, 0]);
+        Assert.Empty(registrar.Active);   // without shadow doorbells the written value matters: trap
+
+        void W32(ulong a, uint v) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteUInt32LittleEndian(b, v); mmio.Write(a, b); }
+        void W64(ulong a, ulong v) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteUInt64LittleEndian(b, v); mmio.Write(a, b); }
+        W32(bar + 0x24, 0x000F_000F);
+        W64(bar + 0x28, 0x1_0000);
+        W64(bar + 0x30, 0x2_0000);
+        W32(bar + 0x14, (6u << 16) | (4u << 20) | 1);
+        var sqe = new byte[64];
+        BinaryPrimitives.WriteUInt32LittleEndian(sqe, 0x7C | (5u << 16));
+        BinaryPrimitives.WriteUInt64LittleEndian(sqe.AsSpan(24), 0x5_0000);
+        BinaryPrimitives.WriteUInt64LittleEndian(sqe.AsSpan(32), 0x6_0000);
+        Assert.True(memory.TryWrite(0x1_0000, sqe));
+        W32(bar + 0x1000, 1);
+        Assert.True(memory.TryReadUInt32(0x2_0000 + 12, out var dw3));
+        Assert.Equal(0, (int)(dw3 >> 17));   // success
+
+        // Queues 1..16, tail and head: 32 doorbells from BAR0 + 0x1008; the admin pair traps.
+        Assert.Equal(32, f.IoEventDoorbells);
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => bar + 0x1008 + (ulong)i * 4), registrar.Active.Order());
+
+        // Memory decode off: nothing is watched; controller reset: nothing either.
+        f.ConfigWrite(PciHeader.Command, [0, 0]);
+        Assert.Empty(registrar.Active);
+        f.ConfigWrite(PciHeader.Command, [(byte)PciCommand.MemorySpace, 0]);
+        Assert.Equal(32, registrar.Active.Count);
+        f.Controller.Reset();
+        Assert.Empty(registrar.Active);
+    }
+
+    private sealed class CountingRegistrar : Propolis.Core.Vmm.IIoEventRegistrar
+    {
+        public List<ulong> Active { get; } = [];
+
+        public bool TryRegister(Propolis.Core.Vmm.EventFd eventFd, Propolis.Core.Vmm.IoEventSpace space, ulong address, int length, ulong? dataMatch)
+        {
+            Assert.Equal((Propolis.Core.Vmm.IoEventSpace.Mmio, 4, (ulong?)null), (space, length, dataMatch));
+            Active.Add(address);
+            return true;
+        }
+
+        public void Unregister(Propolis.Core.Vmm.EventFd eventFd, Propolis.Core.Vmm.IoEventSpace space, ulong address, int length, ulong? dataMatch) =>
+            Assert.True(Active.Remove(address));
+    }
 }

@@ -60,8 +60,8 @@ internal static class PciDeviceFactory
     {
         // One case per device kind, e.g.:
         //   NvmeSpec n => ctx => new PciFunctionParts(new NvmePciFunction(ctx.Memory, ...), [backendLifecycle]),
-        NvmeSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
-        VirtioBlockSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
+        NvmeSpec => StorageDevices.CreateParts,
+        VirtioBlockSpec => StorageDevices.CreateParts,
         _ => null,
     };
 

@@ -26,8 +26,8 @@ public sealed record UpstairsOptions
 
     public bool ReadOnly { get; init; }
 
-    /// <summary><c>lossy</c>: a test option of the real upstairs that drops some work; accepted,
-    /// passed through to logs only (this upstairs never drops work on purpose).</summary>
+    /// <summary><c>lossy</c>: a test option of the real upstairs that drops some work. Carried for
+    /// the VCR; this upstairs never drops work, and the standalone refuses <c>lossy = true</c>.</summary>
     public bool Lossy { get; init; }
 
     /// <summary>Interval of the automatic flush (<c>flush_timeout</c>); zero disables it.</summary>

@@ -25,6 +25,10 @@ internal static class CrucibleDisks
         {
             throw new MachineException($"[block_dev.{c.Name}]: the upstairs control server (control_addr) is not supported by this build; remove control_addr");
         }
+        if (c.Lossy)
+        {
+            throw new MachineException($"[block_dev.{c.Name}]: lossy = true (crucible's test mode that drops work) is not supported by this build; remove it");
+        }
         var options = new UpstairsOptions
         {
             Targets = c.Targets,

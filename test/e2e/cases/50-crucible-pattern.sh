@@ -7,6 +7,10 @@
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"
 . "$E2E_ROOT/test/e2e/lib/disks.sh"
 
+# The sandbox's init leaves the loopback interface down; the downstairs, dsc's control API and
+# the upstairs talk over 127.0.0.1.
+ip link set lo up 2>/dev/null || busybox ip link set lo up || fail "cannot bring up the loopback interface"
+
 DSC=$E2E_OUT/dsc
 DS=$E2E_OUT/crucible-downstairs
 KEY=tCw7zw0hAsPuxMOTWwnPEFYjBK9qJRtYyGdEXKEnrg0=

@@ -2,7 +2,8 @@
 # The seed "Run propolis-standalone with crucible disks": dsc creates three encrypted regions and
 # starts their downstairs; the guest's NVMe disk is the Crucible volume on them. The guest writes
 # a pattern, syncs and powers off; a second run with the generation raised reads it back. The
-# region files hold no plaintext, and the first generation is refused once the second ran.
+# region files hold no plaintext, and generation 1 is refused on a third run (its flushes gave
+# the extents generation 1; a new upstairs must be above it).
 # e2e-timeout: 900
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"
 . "$E2E_ROOT/test/e2e/lib/disks.sh"
@@ -67,7 +68,8 @@ send 'poweroff -f'
 wait_exit read 120 0
 disconnect
 
-# Generation 1 again: the extents now carry generation 2, so activation is refused, with the reason.
+# Generation 1 again: the extents carry generation 1 (the first run's flushes), so activation is
+# refused, with the reason.
 start_vmm stale gen1.toml
 wait_exit stale 120 1
 grep -q "generation 1 is too low" "$E2E_ARTIFACTS/stale.log" || fail "a stale generation was not refused by name"

@@ -897,11 +897,7 @@ public sealed class Downstairs
     private void WriteBlocks(WriteHeader header, ReadOnlyMemory<byte> data, bool onlyUnwritten)
     {
         int blockSize = (int)_region.Definition.BlockSize;
-        var contexts = new Regions.BlockContext[header.Contexts.Count];
-        for (int i = 0; i < contexts.Length; i++)
-        {
-            contexts[i] = header.Contexts[i].ToRegion();
-        }
+        BlockContext[] contexts = header.Contexts.AsSpan().ToArray();
         List<(uint Extent, ulong Offset, int Blocks)> pieces = Split(header.Start.Value, (ulong)contexts.Length);
         var writes = new Regions.ExtentWrite[pieces.Count];
         int block = 0;
@@ -922,7 +918,7 @@ public sealed class Downstairs
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
         try
         {
-            var contexts = new Regions.BlockContext?[count];
+            var contexts = new BlockContext?[count];
             var blocks = new ReadBlockContext[count];
             int block = 0;
             foreach ((uint eid, ulong offset, int n) in pieces)

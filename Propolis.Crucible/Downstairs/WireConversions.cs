@@ -4,40 +4,19 @@ using Regions = Propolis.Crucible.Regions;
 namespace Propolis.Crucible.Downstairs;
 
 /// <summary>
-/// Conversions between the wire types (<see cref="Protocol"/>) and the region's types
-/// (<see cref="Regions"/>), which mirror the same Rust types, and from region failures to
+/// Conversions between the wire types (<see cref="Protocol"/>) and the region's definition,
+/// and from region failures to
 /// the <see cref="CrucibleError"/> the upstairs is told.
 /// </summary>
 internal static class WireConversions
 {
-    public static Regions.BlockContext ToRegion(this BlockContext c)
-    {
-        if (c.EncryptionContext is not EncryptionContext ec)
-        {
-            return new Regions.BlockContext(c.Hash, null);
-        }
-        EncryptionNonce nonce = ec.Nonce;
-        EncryptionTag tag = ec.Tag;
-        return new Regions.BlockContext(c.Hash, new Regions.EncryptionContext(nonce, tag));
-    }
-
     /// <summary>What a read returns for a block: Empty if never written.</summary>
-    public static ReadBlockContext ToReadBlockContext(this Regions.BlockContext? c)
+    public static ReadBlockContext ToReadBlockContext(this BlockContext? c) => c switch
     {
-        if (c is not Regions.BlockContext context)
-        {
-            return ReadBlockContext.Empty;
-        }
-        if (context.EncryptionContext is not Regions.EncryptionContext ec)
-        {
-            return ReadBlockContext.Unencrypted(context.Hash);
-        }
-        Span<byte> nonce = stackalloc byte[EncryptionNonce.Length];
-        Span<byte> tag = stackalloc byte[EncryptionTag.Length];
-        ec.CopyNonceTo(nonce);
-        ec.CopyTagTo(tag);
-        return ReadBlockContext.Encrypted(new EncryptionContext(nonce, tag));
-    }
+        null => ReadBlockContext.Empty,
+        { EncryptionContext: EncryptionContext ec } => ReadBlockContext.Encrypted(ec),
+        { } context => ReadBlockContext.Unencrypted(context.Hash),
+    };
 
     public static RegionDefinition ToWire(this Regions.RegionDefinition d) => new()
     {

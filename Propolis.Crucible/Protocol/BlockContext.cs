@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Propolis.Crucible.Hashing;
 using Propolis.Crucible.Protocol.Bincode;
 
 namespace Propolis.Crucible.Protocol;
@@ -23,9 +24,15 @@ public struct EncryptionTag
 /// <c>EncryptionContext { nonce: [u8; 12], tag: [u8; 16] }</c>; on the wire the 28 bytes
 /// follow each other with no length (fixed arrays are tuples in serde).
 /// </summary>
+/// <remarks>
+/// The one definition used by the wire, the region's context slots and the upstairs: a plain value
+/// (28 bytes inline), so copying one allocates nothing.
+/// </remarks>
 public readonly struct EncryptionContext : IEquatable<EncryptionContext>
 {
-    public const int WireSize = EncryptionNonce.Length + EncryptionTag.Length;
+    public const int NonceSize = EncryptionNonce.Length;
+    public const int TagSize = EncryptionTag.Length;
+    public const int WireSize = NonceSize + TagSize;
 
     /// <summary>Copy to a local to view it as a span: <c>ReadOnlySpan&lt;byte&gt; n = ctx.Nonce;</c>.</summary>
     public readonly EncryptionNonce Nonce;
@@ -40,6 +47,16 @@ public readonly struct EncryptionContext : IEquatable<EncryptionContext>
         nonce.CopyTo(Nonce);
         tag.CopyTo(Tag);
     }
+
+    public void CopyNonceTo(Span<byte> destination) => ((ReadOnlySpan<byte>)Nonce).CopyTo(destination);
+
+    public void CopyTagTo(Span<byte> destination) => ((ReadOnlySpan<byte>)Tag).CopyTo(destination);
+
+    /// <summary>The nonce as a new array (for printing; not for hot paths).</summary>
+    public byte[] NonceBytes() => ((ReadOnlySpan<byte>)Nonce).ToArray();
+
+    /// <summary>The tag as a new array (for printing; not for hot paths).</summary>
+    public byte[] TagBytes() => ((ReadOnlySpan<byte>)Tag).ToArray();
 
     public bool Equals(EncryptionContext other) =>
         ((ReadOnlySpan<byte>)Nonce).SequenceEqual(other.Nonce) && ((ReadOnlySpan<byte>)Tag).SequenceEqual(other.Tag);
@@ -73,11 +90,18 @@ public readonly struct EncryptionContext : IEquatable<EncryptionContext>
 
 /// <summary>
 /// <c>BlockContext { hash: u64, encryption_context: Option&lt;EncryptionContext&gt; }</c>: the
-/// integrity hash (XXH64 of nonce, tag and data when encrypted, of the data otherwise)
-/// that accompanies each written block.
+/// integrity hash (<see cref="IntegrityHash"/>: XXH64 of nonce, tag and ciphertext when encrypted,
+/// of the data otherwise) that accompanies each written block, taken over the block as sent.
 /// </summary>
 public readonly record struct BlockContext(ulong Hash, EncryptionContext? EncryptionContext)
 {
+    /// <summary>The context of an unencrypted block holding <paramref name="data"/>.</summary>
+    public static BlockContext ForPlainBlock(ReadOnlySpan<byte> data) => new(IntegrityHash.Compute(data), null);
+
+    /// <summary>Whether <see cref="Hash"/> is the integrity hash of <paramref name="data"/>.</summary>
+    public bool Matches(ReadOnlySpan<byte> data) =>
+        Hash == (EncryptionContext is { } ec ? IntegrityHash.Compute(ec, data) : IntegrityHash.Compute(data));
+
     /// <summary>Smallest encoding: hash and a None tag.</summary>
     internal const int MinWireSize = 9;
 
@@ -161,5 +185,28 @@ public readonly record struct ReadBlockContext
                 w.WriteU64(Hash);
                 break;
         }
+    }
+}
+
+/// <summary>
+/// <c>crucible_common::integrity_hash</c>: XXH64 with seed 0 over its arguments in order
+/// (<c>upstairs/src/deferred.rs</c> hashes <c>&amp;[&amp;nonce, &amp;tag, data]</c> for an encrypted
+/// block, <c>&amp;[data]</c> for a plain one).
+/// </summary>
+public static class IntegrityHash
+{
+    /// <summary>The hash of an unencrypted block.</summary>
+    public static ulong Compute(ReadOnlySpan<byte> data) => XxHash64.Hash(data);
+
+    /// <summary>The hash of an encrypted block: nonce, then tag, then the ciphertext.</summary>
+    public static ulong Compute(EncryptionContext context, ReadOnlySpan<byte> data)
+    {
+        var hasher = new XxHash64();
+        EncryptionNonce nonce = context.Nonce;
+        EncryptionTag tag = context.Tag;
+        hasher.Append(nonce);
+        hasher.Append(tag);
+        hasher.Append(data);
+        return hasher.GetCurrentHash();
     }
 }

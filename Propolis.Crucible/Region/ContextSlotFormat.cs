@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 
+using Propolis.Crucible.Protocol;
+
 namespace Propolis.Crucible.Regions;
 
 /// <summary>

@@ -1,6 +1,8 @@
 using System.Buffers;
 using Microsoft.Win32.SafeHandles;
 
+using Propolis.Crucible.Protocol;
+
 namespace Propolis.Crucible.Regions;
 
 /// <summary><c>ExtentMeta</c>: an extent's generation and flush numbers and dirty flag.</summary>

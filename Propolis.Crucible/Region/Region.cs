@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 
+using Propolis.Crucible.Protocol;
+
 namespace Propolis.Crucible.Regions;
 
 /// <summary>A write to one extent: blocks from <see cref="Offset"/> with one context per block.</summary>

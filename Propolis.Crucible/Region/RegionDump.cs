@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 
+using Propolis.Crucible.Protocol;
+
 namespace Propolis.Crucible.Regions;
 
 /// <summary>
@@ -244,8 +246,8 @@ public static class RegionDump
                         .Append(c.BlockContext.Hash.ToString("x16")).Append("  ")
                         .Append(c.OnDiskHash.ToString("x16")).Append("  ")
                         .Append(c.FlushId.ToString().PadLeft(8)).Append("  ")
-                        .Append((ec is { } e1 ? Convert.ToHexStringLower(e1.Nonce()) : "-").PadRight(24)).Append("  ")
-                        .Append((ec is { } e2 ? Convert.ToHexStringLower(e2.Tag()) : "-").PadRight(32)).Append("  ");
+                        .Append((ec is { } e1 ? Convert.ToHexStringLower(e1.NonceBytes()) : "-").PadRight(24)).Append("  ")
+                        .Append((ec is { } e2 ? Convert.ToHexStringLower(e2.TagBytes()) : "-").PadRight(32)).Append("  ");
                 }
                 else
                 {

@@ -63,8 +63,8 @@ internal static class PciDeviceFactory
     private static Func<PciDeviceContext, PciFunctionParts>? Builder(PciDeviceSpec device) => device switch
     {
         // One case per device kind.
-        NvmeSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
-        VirtioBlockSpec { Backend: not CrucibleBlockDev } => StorageDevices.CreateParts,
+        NvmeSpec => StorageDevices.CreateParts,
+        VirtioBlockSpec => StorageDevices.CreateParts,
         VirtioNetSpec v => ctx => VirtioNetDevice.Build(ctx, v),
         _ => null,
     };

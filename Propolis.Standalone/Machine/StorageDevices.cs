@@ -13,7 +13,7 @@ using VirtioBlockDeviceSpec = Propolis.Standalone.Spec.VirtioBlockSpec;
 namespace Propolis.Standalone.Machine;
 
 /// <summary>The disks of a <see cref="MachineSpec"/>: for every <c>pci-nvme</c> and
-/// <c>pci-virtio-block</c> slot, its block backend (file, mem-async, crucible-mem, cloudinit) and
+/// <c>pci-virtio-block</c> slot, its block backend (file, mem-async, crucible, crucible-mem, cloudinit) and
 /// the PCI function in front of it, ready to be attached to bus 0 at the slot's device/function.</summary>
 /// <remarks>Each disk is one lifecycle participant: Start starts the backend's workers, Pause
 /// drains the requests in flight (the guest sees them complete before the machine stops),
@@ -143,6 +143,7 @@ internal sealed partial class StorageDevices : IDisposable
             {
                 FileBlockDev f => FileBackend.Open(f.Path, options with { Workers = f.Workers }, logger),
                 MemAsyncBlockDev m => MemoryBackend.Create(MemoryBackend.MemAsyncKind, (ulong)m.Size, options with { Workers = m.Workers }, logger),
+                CrucibleBlockDev c => CrucibleDisks.Create(c, lf),
                 CrucibleMemBlockDev c => MemoryBackend.Create(MemoryBackend.CrucibleMemKind, (ulong)c.Size, options with { Workers = FileBlockDev.DefaultWorkers }, logger),
                 CloudInitBlockDev => CloudInitDisk.Create(
                     ReadSource(cloudInit?.UserData, config.Name, "user-data") ?? "",

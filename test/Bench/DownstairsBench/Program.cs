@@ -212,7 +212,7 @@ internal sealed class BenchUpstairs : IAsyncDisposable
         var contexts = new BlockContext[blocks];
         for (int i = 0; i < blocks; i++)
         {
-            contexts[i] = new BlockContext(Regions.IntegrityHash.Compute(data.AsSpan(i * BlockSize, BlockSize)), null);
+            contexts[i] = new BlockContext(IntegrityHash.Compute(data.AsSpan(i * BlockSize, BlockSize)), null);
         }
         ulong slots = RegionBlocks / (ulong)blocks;
         long writes = 0;

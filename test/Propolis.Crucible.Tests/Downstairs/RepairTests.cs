@@ -8,7 +8,6 @@ using Propolis.Crucible.Http;
 using Propolis.Crucible.Protocol;
 using Propolis.Crucible.Regions;
 using RegionDefinition = Propolis.Crucible.Regions.RegionDefinition;
-using RegionBlockContext = Propolis.Crucible.Regions.BlockContext;
 
 namespace Propolis.Crucible.Tests.Downstairs;
 
@@ -73,10 +72,10 @@ internal sealed class HostedRegion : IAsyncDisposable
         {
             data[i] = (byte)(seed + i * 7);
         }
-        var contexts = new RegionBlockContext[blocks];
+        var contexts = new BlockContext[blocks];
         for (int i = 0; i < blocks; i++)
         {
-            contexts[i] = RegionBlockContext.ForPlainBlock(data.AsSpan(i * BlockSize, BlockSize));
+            contexts[i] = BlockContext.ForPlainBlock(data.AsSpan(i * BlockSize, BlockSize));
         }
         r.Write(eid, block, data, contexts);
         r.Flush(flush, 1);

@@ -1,5 +1,8 @@
 using Propolis.Crucible.Hashing;
+using Propolis.Crucible.Protocol;
 using Propolis.Crucible.Regions;
+using Block = Propolis.Crucible.Regions.Block;
+using RegionDefinition = Propolis.Crucible.Regions.RegionDefinition;
 
 namespace Propolis.Crucible.Tests.Regions;
 

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
+using Propolis.Crucible.Protocol;
 using Propolis.Crucible.Regions;
+using Block = Propolis.Crucible.Regions.Block;
+using RegionDefinition = Propolis.Crucible.Regions.RegionDefinition;
 
 namespace Propolis.Crucible.Tests.Regions;
 

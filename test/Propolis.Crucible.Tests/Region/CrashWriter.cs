@@ -1,7 +1,10 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using Propolis.Crucible.Protocol;
 using Propolis.Crucible.Regions;
+using Block = Propolis.Crucible.Regions.Block;
+using RegionDefinition = Propolis.Crucible.Regions.RegionDefinition;
 
 namespace Propolis.Crucible.Tests.Regions;
 

@@ -1,4 +1,7 @@
+using Propolis.Crucible.Protocol;
 using Propolis.Crucible.Regions;
+using Block = Propolis.Crucible.Regions.Block;
+using RegionDefinition = Propolis.Crucible.Regions.RegionDefinition;
 
 namespace Propolis.Crucible.Tests.Regions;
 

@@ -1,0 +1,150 @@
+using Propolis.Crucible.Protocol;
+
+namespace Propolis.Crucible.Upstairs;
+
+/// <summary>The kinds of upstairs job (crucible <c>IOop</c>).</summary>
+internal enum JobKind : byte
+{
+    Read,
+    Write,
+    WriteUnwritten,
+    Flush,
+    Barrier,
+    /// <summary>Live repair step 1: ExtentLiveFlushClose to the good downstairs, ExtentLiveClose to the one under repair.</summary>
+    LiveClose,
+    /// <summary>Live repair step 2: ExtentLiveRepair to the one under repair, ExtentLiveNoOp to the others.</summary>
+    LiveRepair,
+    /// <summary>Live repair step 3: ExtentLiveNoOp to all.</summary>
+    LiveNoOp,
+    /// <summary>Live repair step 4: ExtentLiveReopen to all.</summary>
+    LiveReopen,
+}
+
+/// <summary>Where one job stands on one downstairs (crucible <c>IOState</c>).</summary>
+internal enum JobClientState : byte
+{
+    /// <summary>Not sent: the downstairs is offline and gets it on replay.</summary>
+    New,
+    InProgress,
+    Done,
+    Error,
+    /// <summary>Never sent: the downstairs is faulted, or under live repair beyond the job's extents.</summary>
+    Skipped,
+}
+
+/// <summary>
+/// One job (crucible <c>DownstairsIO</c>): its id, dependencies, block range, data and per-downstairs
+/// state. Write data is held (encrypted) until the job retires, for replay to a downstairs that
+/// comes back.
+/// </summary>
+internal sealed class IoJob
+{
+    public IoJob(JobId id, JobKind kind, ulong start, ulong count, JobId[] deps)
+    {
+        Id = id;
+        Kind = kind;
+        Start = start;
+        Count = count;
+        Dependencies = deps;
+    }
+
+    public JobId Id { get; }
+
+    public JobKind Kind { get; }
+
+    /// <summary>First block (absolute); for flush and barrier 0 with <see cref="Count"/> ulong.MaxValue.</summary>
+    public ulong Start { get; }
+
+    public ulong Count { get; }
+
+    public JobId[] Dependencies { get; }
+
+    public readonly JobClientState[] State = new JobClientState[3];
+
+    /// <summary>Write data: <see cref="Length"/> bytes of a rented array.</summary>
+    public byte[]? Buffer;
+
+    public int Length;
+
+    public BlockContext[]? Contexts;
+
+    public ulong FlushNumber;
+
+    /// <summary>Live repair: the extent, the source client and its repair address.</summary>
+    public uint Extent;
+
+    public int RepairSource;
+
+    public SocketAddr RepairAddress;
+
+    /// <summary>Live repair: the client being repaired.</summary>
+    public int RepairTarget = -1;
+
+    public bool Acked;
+
+    /// <summary>Whom to tell; null once told (writes are told at once).</summary>
+    public UpstairsIo? Io;
+
+    /// <summary>Live repair: completed when the job is finished on every downstairs.</summary>
+    public TaskCompletionSource? Finished;
+
+    /// <summary>The first error a downstairs reported for this job.</summary>
+    public CrucibleError? FirstError;
+
+    public bool IsWrite => Kind is JobKind.Write or JobKind.WriteUnwritten;
+
+    public bool IsFlushOrBarrier => Kind is JobKind.Flush or JobKind.Barrier;
+
+    public bool IsLiveRepair => Kind >= JobKind.LiveClose;
+
+    public bool Overlaps(ulong start, ulong count) =>
+        Start < start + count && start < Start + Count;
+
+    public int CountIn(JobClientState s)
+    {
+        int n = 0;
+        foreach (JobClientState x in State)
+        {
+            n += x == s ? 1 : 0;
+        }
+        return n;
+    }
+
+    public bool AllTerminal
+    {
+        get
+        {
+            foreach (JobClientState x in State)
+            {
+                if (x is JobClientState.New or JobClientState.InProgress)
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
+    public override string ToString() => $"{Id} {Kind} [{string.Join(",", State)}]";
+}
+
+/// <summary>
+/// A guest request given to the <see cref="Upstairs"/>: it fills write data, receives read data and
+/// is told the result, each exactly once, on an upstairs thread. Subclass and reuse (the block
+/// backend keeps one per queue slot), so a request allocates no handle of its own.
+/// </summary>
+public abstract class UpstairsIo
+{
+    /// <summary>Write: copy the data to write into <paramref name="destination"/> (whole blocks).</summary>
+    protected internal virtual void FillWrite(Span<byte> destination)
+    {
+    }
+
+    /// <summary>Read: the validated (decrypted) data of all the requested blocks.</summary>
+    protected internal virtual void ReadData(ReadOnlySpan<byte> data)
+    {
+    }
+
+    /// <summary>The result: null for success.</summary>
+    protected internal abstract void Completed(CrucibleError? error);
+}

@@ -251,6 +251,7 @@ internal sealed partial class KvmMachine : IVcpuControl, IDisposable
             Pci64Window = new AddressWindow(layout.Pci64MmioBase, Pci64WindowSize),
             PciSlots = [.. slots.OrderBy(s => s.Key).Select(s => new PciInterruptSlot(s.Key, s.Value))],
             SerialPorts = [.. ComPortLocation.Standard.Take(2).Select(c => new AcpiSerialPort(c.BasePort, c.Irq))],
+            PvPanicPort = _legacy.PvPanic is null ? null : Propolis.Core.Hw.Misc.PvPanic.DefaultPort,
         };
     }
 

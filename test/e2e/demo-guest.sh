@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_rng nvme ext4 vfat nls_ascii nls_cp437 nls_iso8859_1 nls_utf8 isofs)
+GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_rng nvme ext4 vfat nls_ascii nls_cp437 nls_iso8859_1 nls_utf8 isofs pvpanic-mmio)
 # Debian packages of the programs --with knows by name; any other name must already be on PATH.
 declare -A TOOL_PACKAGE=([fio]=fio [iperf3]=iperf3 [stress-ng]=stress-ng)
 

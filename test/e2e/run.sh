@@ -146,7 +146,8 @@ args=()
 # nothing under out/e2e for E2E_STALL_SECONDS (default 300; the quietest stretch of a healthy
 # case is well under that) is taken as hung and stopped.
 run_sandboxed() {
-    local pid last now stall=${E2E_STALL_SECONDS:-300}
+    local pid last now stall=${E2E_STALL_SECONDS:-300} since
+    since=$(date +%s)   # a fresh sandbox is not judged by what an earlier one wrote
     "$HERE/kvm-sandbox.sh" --out "$RESULTS" --timeout "${E2E_SUITE_TIMEOUT:-1080}" --env E2E_FLOOD_MIB --env E2E_NESTED -- \
         "$HERE/run.sh" --inside ${args[@]+"${args[@]}"} "$@" &
     pid=$!
@@ -154,6 +155,7 @@ run_sandboxed() {
         sleep 5
         last=$(find "$RESULTS" -type f -printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
         last=${last%.*}
+        if [ -z "$last" ] || [ "$last" -lt "$since" ]; then last=$since; fi
         now=$(date +%s)
         if [ -n "$last" ] && [ $((now - last)) -ge "$stall" ]; then
             echo "e2e: the sandbox has written nothing for ${stall}s (the outer VM hung); stopping it" >&2

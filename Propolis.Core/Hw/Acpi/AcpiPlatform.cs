@@ -96,6 +96,10 @@ public sealed record AcpiPlatform
     /// <summary>Whether the MC146818 RTC decodes 0x70–0x71 (IRQ 8).</summary>
     public bool Rtc { get; init; } = true;
 
+    /// <summary>The I/O port of QEMU's pvpanic ISA device (0x505), described as ACPI device
+    /// QEMU0001 so that the guest's pvpanic driver finds it; null when there is none.</summary>
+    public ushort? PvPanicPort { get; init; }
+
     internal void Validate()
     {
         if (CpuCount is < 1 or > 255)

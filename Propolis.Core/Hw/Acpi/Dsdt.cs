@@ -104,6 +104,14 @@ public static class Dsdt
                             .Name("_UID", v => v.Integer(uid))
                             .Name("_CRS", v => v.ResourceTemplate(rt => rt.Io(port.BasePort, 8).IrqNoFlags(port.Irq))));
                     }
+                    if (p.PvPanicPort is { } pvpanic)
+                    {
+                        // QEMU docs/specs/pvpanic.rst: the ISA device is ACPI "QEMU0001" with one I/O port
+                        // (Linux drivers/misc/pvpanic/pvpanic-mmio.c binds to it).
+                        lpc.Device("PEVT", d => d
+                            .Name("_HID", v => v.String("QEMU0001"))
+                            .Name("_CRS", v => v.ResourceTemplate(rt => rt.Io(pvpanic, 1))));
+                    }
                 });
             });
             if (p.Ecam.Size != 0)

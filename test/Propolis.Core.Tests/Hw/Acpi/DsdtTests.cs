@@ -344,6 +344,24 @@ public sealed class DsdtTests
     }
 
     [Fact]
+    public void PvPanicIsDescribedAsQemu0001ExactlyAsIaslCompilesIt()
+    {
+        Assert.DoesNotContain(Read(Platform).Devices, d => d.EndsWith("PEVT"));
+        var r = Read(Platform with { PvPanicPort = 0x505 });
+        Assert.Contains("\\_SB_.PCI0.LPC_.PEVT", r.Devices);
+        // iasl 20200925 for: Device (PEVT) { Name (_HID, "QEMU0001")
+        //   Name (_CRS, ResourceTemplate () { IO (Decode16, 0x0505, 0x0505, 0x01, 0x01) }) }
+        const string Iasl = "5B822750455654085F4849440D51454D553030303100085F435253110D0A0A47010505050501017900";
+        var hex = Convert.ToHexString(Dsdt.BuildDefinitionBlock(Platform with { PvPanicPort = 0x505 }));
+        var at = hex.IndexOf("5045565408", StringComparison.Ordinal) - 6; // ExtOp Device, PkgLength, then the name
+        // All but the End Tag's checksum byte, which iasl leaves 0 ("treat as summing to zero",
+        // ACPI 6.5 §6.4.2.9) and our resource templates compute.
+        Assert.Equal(Iasl[..^2], hex.Substring(at, Iasl.Length - 2));
+        var template = Convert.FromHexString(hex.Substring(at + 62, 20)); // the buffer's 10 bytes
+        Assert.Equal(0, template.Aggregate(0, (a, b) => (a + b) & 0xFF));
+    }
+
+    [Fact]
     public void ManyVcpusNeedLongerPackageLengthsAndStayWellFormed()
     {
         var p = Platform with

@@ -129,7 +129,8 @@ args=()
 # nothing under out/e2e for E2E_STALL_SECONDS (default 300; the quietest stretch of a healthy
 # case is well under that) is taken as hung and stopped.
 run_sandboxed() {
-    local pid last now stall=${E2E_STALL_SECONDS:-300}
+    local pid last now stall=${E2E_STALL_SECONDS:-300} started
+    started=$(date +%s)
     "$HERE/kvm-sandbox.sh" --out "$RESULTS" --timeout "${E2E_SUITE_TIMEOUT:-1080}" --env E2E_FLOOD_MIB -- \
         "$HERE/run.sh" --inside ${args[@]+"${args[@]}"} "$@" &
     pid=$!
@@ -137,6 +138,8 @@ run_sandboxed() {
         sleep 5
         last=$(find "$RESULTS" -type f -printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
         last=${last%.*}
+        # Files left by an earlier sandbox (the one this retries) do not count against this one.
+        [ -n "$last" ] && [ "$last" -lt "$started" ] && last=$started
         now=$(date +%s)
         if [ -n "$last" ] && [ $((now - last)) -ge "$stall" ]; then
             echo "e2e: the sandbox has written nothing for ${stall}s (the outer VM hung); stopping it" >&2

@@ -13,7 +13,7 @@
 #
 # Writing a case: see lib/e2e.sh for what a case can use, and cases/01-qemu-kvm.sh.
 #
-# Environment: E2E_SUITE_TIMEOUT (seconds, default 1080) bounds one sandboxed run;
+# Environment: E2E_SUITE_TIMEOUT (seconds, default 3600) bounds one sandboxed run;
 # E2E_STALL_SECONDS (default 300): a sandbox that writes nothing under out/e2e for that long is
 # taken as hung and stopped; E2E_SANDBOX_ATTEMPTS (default 2): how many sandboxes may be used
 # for the cases a dead sandbox never reported (cases that ran and failed are never retried).
@@ -148,7 +148,7 @@ args=()
 run_sandboxed() {
     local pid last now stall=${E2E_STALL_SECONDS:-300} since
     since=$(date +%s)   # a fresh sandbox is not judged by what an earlier one wrote
-    "$HERE/kvm-sandbox.sh" --out "$RESULTS" --timeout "${E2E_SUITE_TIMEOUT:-1080}" --env E2E_FLOOD_MIB --env E2E_NESTED -- \
+    "$HERE/kvm-sandbox.sh" --out "$RESULTS" --timeout "${E2E_SUITE_TIMEOUT:-3600}" --env E2E_FLOOD_MIB --env E2E_NESTED -- \
         "$HERE/run.sh" --inside ${args[@]+"${args[@]}"} "$@" &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do

@@ -10,14 +10,7 @@
 
 OVMF=/usr/share/ovmf/OVMF.fd
 [ -r "$OVMF" ] || fail "$OVMF is missing (package ovmf)"
-# Under the nested TCG sandbox, Debian's QEMU 7.2 (the outer emulator) aborts as soon as OVMF
-# runs as a nested guest ("tcg_handle_interrupt: assertion failed: (qemu_mutex_iothread_locked())"),
-# whichever VMM runs it: `qemu-system-x86_64 -accel kvm -bios OVMF.fd` inside the sandbox aborts
-# it the same way. The abort takes the whole sandbox down, so the case runs only on a host's own
-# KVM, or when E2E_FIRMWARE_NESTED=1 asks to try anyway.
-if [ "${E2E_NESTED:-0}" = 1 ] && [ "${E2E_FIRMWARE_NESTED:-0}" != 1 ]; then
-    skip "OVMF under the nested TCG sandbox aborts the outer QEMU 7.2 (tcg_handle_interrupt assertion), with QEMU as the inner VMM too; needs a host's own /dev/kvm (E2E_FIRMWARE_NESTED=1 tries anyway)"
-fi
+require_firmware_kvm   # the system QEMU 7.2 as the sandbox aborts on OVMF's CR8 writes (e2e README)
 E2E_CMDLINE="console=ttyS0 panic=-1 quiet"
 write_config fw.toml 2 512 "bootrom = \"$OVMF\"" 'bootrom_version = "e2e-ovmf"' 'exit_on_halt = 7'
 start_vmm vmm fw.toml

@@ -453,26 +453,32 @@ public sealed class Upstairs : IAsyncDisposable
     private IoJob NewJob(JobKind kind, ulong start, ulong count)
     {
         var id = new JobId(_nextJobId++);
-        var deps = new List<JobId>();
         bool all = kind is JobKind.Flush or JobKind.Barrier;
+        // Counted first, then copied into an array of the right size (no list per job).
+        int n = 0;
         foreach (IoJob w in _window)
         {
-            if (all || w.IsFlushOrBarrier)
+            n += DependsOn(w) ? 1 : 0;
+        }
+        JobId[] deps = n == 0 ? [] : new JobId[n];
+        n = 0;
+        foreach (IoJob w in _window)
+        {
+            if (DependsOn(w))
             {
-                deps.Add(w.Id);
-            }
-            else if (w.Overlaps(start, count) && !(kind == JobKind.Read && w.Kind == JobKind.Read))
-            {
-                deps.Add(w.Id);
+                deps[n++] = w.Id;
             }
         }
-        var job = new IoJob(id, kind, start, count, deps.ToArray());
+        var job = new IoJob(id, kind, start, count, deps);
         if (all)
         {
             _window.Clear();
         }
         _window.Add(job);
         return job;
+
+        bool DependsOn(IoJob w) => all || w.IsFlushOrBarrier
+            || (w.Overlaps(start, count) && !(kind == JobKind.Read && w.Kind == JobKind.Read));
     }
 
     /// <summary>Adds the job and sends it to every downstairs that takes it (crucible <c>enqueue</c>).</summary>
@@ -540,15 +546,7 @@ public sealed class Upstairs : IAsyncDisposable
     /// <summary>The job as sent to one downstairs (crucible <c>prune_deps</c> and <c>send</c>).</summary>
     private Message BuildMessage(IoJob job, DownstairsClient c)
     {
-        JobId[] deps = job.Dependencies;
-        // Jobs before a live repair began (RepairMinId) were never sent on the repaired downstairs'
-        // current connection, during the repair or after it: they are never dependencies there.
-        ulong min = c.RepairMinId;
-        if (deps.Any(d => d.Value < min || _jobs.TryGetValue(d.Value, out IoJob? j) && j.State[c.Id] == JobClientState.Skipped))
-        {
-            deps = deps.Where(d => d.Value >= min
-                && !(_jobs.TryGetValue(d.Value, out IoJob? j) && j.State[c.Id] == JobClientState.Skipped)).ToArray();
-        }
+        JobId[] deps = PruneDependencies(job.Dependencies, c);
         Guid u = UpstairsId;
         Guid s = _sessionId;
         bool underRepair = job.RepairTarget == c.Id;
@@ -573,12 +571,48 @@ public sealed class Upstairs : IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// The dependencies <paramref name="c"/> can know of (crucible <c>prune_deps</c>): not jobs it
+    /// skipped, and not jobs before its live repair began (<see cref="DownstairsClient.RepairMinId"/>:
+    /// never sent on its current connection, during the repair or after it). The job's own array
+    /// when nothing is pruned.
+    /// </summary>
+    private JobId[] PruneDependencies(JobId[] deps, DownstairsClient c)
+    {
+        int keep = 0;
+        foreach (JobId d in deps)
+        {
+            keep += Known(d) ? 1 : 0;
+        }
+        if (keep == deps.Length)
+        {
+            return deps;
+        }
+        var pruned = new JobId[keep];
+        keep = 0;
+        foreach (JobId d in deps)
+        {
+            if (Known(d))
+            {
+                pruned[keep++] = d;
+            }
+        }
+        return pruned;
+
+        bool Known(JobId d) => d.Value >= c.RepairMinId
+            && !(_jobs.TryGetValue(d.Value, out IoJob? j) && j.State[c.Id] == JobClientState.Skipped);
+    }
+
     // ---------------------------------------------------------------- completions
 
     private readonly record struct Completion(UpstairsIo Io, CrucibleError? Error);
 
     [ThreadStatic]
     private static List<Completion>? t_completions;
+
+    /// <summary>An empty list kept for the next swap, so that running completions allocates nothing.</summary>
+    [ThreadStatic]
+    private static List<Completion>? t_spareCompletions;
 
     private static List<Completion> Completions => t_completions ??= new List<Completion>();
 
@@ -589,12 +623,16 @@ public sealed class Upstairs : IAsyncDisposable
         {
             return;
         }
-        Completion[] items = list.ToArray();
-        list.Clear();
-        foreach (Completion c in items)
+        // The list is swapped for an empty one first: a callback that submits again (and runs
+        // completions of its own) adds to that one, never to the list being walked.
+        t_completions = t_spareCompletions ?? new List<Completion>();
+        t_spareCompletions = null;
+        foreach (Completion c in list)
         {
             c.Io.Completed(c.Error);
         }
+        list.Clear();
+        t_spareCompletions = list;
     }
 
     /// <summary>A downstairs finished job <paramref name="id"/> (crucible <c>process_io_completion</c>).</summary>

@@ -279,7 +279,7 @@ why_failed() {
 # run_target VMM DEVICE BACKEND: boot, run every job, append "vmm dev backend job iops kib/s"
 # (or "vmm dev backend job n/a reason") to results.
 run_target() {
-    local vmm=$1 dev=$2 backend=$3 disk t0 name rw bs qd reason="" line
+    local vmm=$1 dev=$2 backend=$3 disk t0 t_shell=0 name rw bs qd reason="" line
     case "$dev" in nvme) disk=/dev/nvme0n1 ;; virtio) disk=/dev/vda ;; esac
     printf '  %-4s %-6s %-8s booting\n' "$vmm" "$dev" "$backend" >&2
     t0=$SECONDS
@@ -299,10 +299,12 @@ run_target() {
             reason="the guest has no $disk or no fio"
         fi
         expect_text '~ # ' 30 >/dev/null || true
+        t_shell=$((SECONDS - t0))
         if [ -z "$reason" ] && [ "$vmm" = ours ] && ours_backend_fill "$backend"; then
+            local f0=$SECONDS
             send "dd if=/dev/zero of=$disk bs=1M conv=fsync 2>/dev/null; echo @@FILLED"
             if expect_line '^@@FILLED$' 600 >/dev/null; then
-                printf '  %-4s %-6s %-8s written through once\n' "$vmm" "$dev" "$backend" >&2
+                printf '  %-4s %-6s %-8s written through once in %ss\n' "$vmm" "$dev" "$backend" $((SECONDS - f0)) >&2
             else
                 reason="the guest could not write $disk through once"
             fi
@@ -319,7 +321,7 @@ run_target() {
         [ "$vmm" = ours ] && ours_backend_down "$backend"
         return 0
     fi
-    printf '  %-4s %-6s %-8s shell after %ss\n' "$vmm" "$dev" "$backend" $((SECONDS - t0)) >&2
+    printf '  %-4s %-6s %-8s shell after %ss\n' "$vmm" "$dev" "$backend" "$t_shell" >&2
     for j in "${JOBS[@]}"; do
         read -r name rw bs qd <<< "$j"
         # Terse v3: field 7/8 read KiB/s and IOPS, 48/49 the same for writes.

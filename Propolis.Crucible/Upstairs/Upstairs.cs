@@ -43,9 +43,11 @@ public enum UpstairsState
 /// later job whose block range overlaps it (reads do not depend on reads); a flush or barrier
 /// depends on every job since the previous one. Every job goes to every downstairs that can take
 /// it. A write (or write-unwritten) is acknowledged to the guest once two downstairs have done it
-/// (an acknowledged write is never lost to a single failure), a flush likewise, a read with the first response that validates (its hash, or its AES-GCM-SIV tag); a
-/// response that fails validation is logged and counted (<see cref="ReadValidationFailures"/>) and
-/// the read is served by another downstairs. Flushes carry the generation and a flush number
+/// (an acknowledged write is never lost to a single failure; one done by a single downstairs, the
+/// others faulted, waits for live repair to copy it to a second), a flush likewise, a read with
+/// the first response that validates (its hash, or its AES-GCM-SIV tag); a response that fails
+/// validation is logged and counted (<see cref="ReadValidationFailures"/>) and the read is served
+/// by another downstairs. Flushes carry the generation and a flush number
 /// that increases by one each; one is issued automatically every
 /// <see cref="UpstairsOptions.FlushTimeout"/> when anything was written since the last.</para>
 /// <para><b>Failures</b>: a downstairs that disconnects while active is Offline; its jobs are kept and

@@ -64,7 +64,7 @@ internal sealed class DownstairsClient
     /// <summary>The last flush this downstairs acknowledged (crucible <c>last_flush</c>), sent in LastFlush on replay.</summary>
     public JobId? LastFlush { get; set; }
 
-    /// <summary>Live repair: jobs below this id were never sent to it (crucible <c>repair_min_id</c>).</summary>
+    /// <summary>Live repair: jobs below this id were never sent on its current connection (crucible <c>repair_min_id</c>); kept after the repair, they are pruned from its dependencies.</summary>
     public ulong RepairMinId { get; set; }
 
     /// <summary>Live repair: the extent being repaired now; -1 before the first.</summary>

@@ -82,7 +82,10 @@ internal sealed class IoJob
 
     public bool Acked;
 
-    /// <summary>Whom to tell; null once told (writes are told at once).</summary>
+    /// <summary>A write done on one downstairs only, waiting for live repair to copy it to a second.</summary>
+    public bool AwaitingRepair;
+
+    /// <summary>Whom to tell; null once told.</summary>
     public UpstairsIo? Io;
 
     /// <summary>Live repair: completed when the job is finished on every downstairs.</summary>

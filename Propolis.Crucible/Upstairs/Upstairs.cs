@@ -42,11 +42,12 @@ public enum UpstairsState
 /// <para><b>I/O</b>: job ids count from 1000. A job depends on the last flush or barrier and on every
 /// later job whose block range overlaps it (reads do not depend on reads); a flush or barrier
 /// depends on every job since the previous one. Every job goes to every downstairs that can take
-/// it. As in crucible at this protocol version, writes are acknowledged to the guest as soon as
-/// they are queued ("fast ack"; durability is the flush's job), a flush once two downstairs have
-/// done it, a read with the first response that validates (its hash, or its AES-GCM-SIV tag); a
-/// response that fails validation is logged and counted (<see cref="ReadValidationFailures"/>) and
-/// the read is served by another downstairs. Flushes carry the generation and a flush number
+/// it. A write (or write-unwritten) is acknowledged to the guest once two downstairs have done it
+/// (an acknowledged write is never lost to a single failure; one done by a single downstairs, the
+/// others faulted, waits for live repair to copy it to a second), a flush likewise, a read with
+/// the first response that validates (its hash, or its AES-GCM-SIV tag); a response that fails
+/// validation is logged and counted (<see cref="ReadValidationFailures"/>) and the read is served
+/// by another downstairs. Flushes carry the generation and a flush number
 /// that increases by one each; one is issued automatically every
 /// <see cref="UpstairsOptions.FlushTimeout"/> when anything was written since the last.</para>
 /// <para><b>Failures</b>: a downstairs that disconnects while active is Offline; its jobs are kept and
@@ -80,6 +81,9 @@ public sealed class Upstairs : IAsyncDisposable
 
     /// <summary>The last flush or barrier and every job after it: the dependency window.</summary>
     private readonly List<IoJob> _window = new();
+
+    /// <summary>Writes done on one downstairs only (the others faulted), waiting for live repair.</summary>
+    private readonly List<IoJob> _awaitingRepair = new();
 
     private readonly TaskCompletionSource _activated = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource? _stateChanged;
@@ -284,14 +288,12 @@ public sealed class Upstairs : IAsyncDisposable
         {
             contexts[i] = _cipher.Seal(buffer.AsSpan(i * blockSize, blockSize));
         }
-        bool ackNow;
         lock (_gate)
         {
             error = CheckIo(startBlock, blocks, write: true);
             if (error is not null)
             {
                 ArrayPool<byte>.Shared.Return(buffer);
-                ackNow = true;
             }
             else
             {
@@ -300,15 +302,12 @@ public sealed class Upstairs : IAsyncDisposable
                 job.Length = length;
                 job.Contexts = contexts;
                 _writtenSinceFlush = true;
-                // Fast ack (crucible downstairs.rs enqueue: "Writes are acked immediately"), unless
-                // the downstairs are this far behind, when the guest waits for two of them instead.
-                ackNow = OutstandingAll() < _options.MaxOutstandingJobs;
-                job.Acked = ackNow;
-                job.Io = ackNow ? null : io;
+                // No fast ack: the guest is told when two downstairs have the data (CheckJob).
+                job.Io = io;
                 Enqueue(job);
             }
         }
-        if (ackNow)
+        if (error is not null)
         {
             io.Completed(error);
         }
@@ -431,19 +430,6 @@ public sealed class Upstairs : IAsyncDisposable
         return null;
     }
 
-    private int OutstandingAll()
-    {
-        int max = 0;
-        foreach (DownstairsClient c in _clients)
-        {
-            if (c.Phase == ClientPhase.Active)
-            {
-                max = Math.Max(max, c.OutstandingJobs);
-            }
-        }
-        return max;
-    }
-
     private void EnqueueFlush(UpstairsIo? io)
     {
         IoJob job = NewJob(JobKind.Flush, 0, ulong.MaxValue);
@@ -469,26 +455,32 @@ public sealed class Upstairs : IAsyncDisposable
     private IoJob NewJob(JobKind kind, ulong start, ulong count)
     {
         var id = new JobId(_nextJobId++);
-        var deps = new List<JobId>();
         bool all = kind is JobKind.Flush or JobKind.Barrier;
+        // Counted first, then copied into an array of the right size (no list per job).
+        int n = 0;
         foreach (IoJob w in _window)
         {
-            if (all || w.IsFlushOrBarrier)
+            n += DependsOn(w) ? 1 : 0;
+        }
+        JobId[] deps = n == 0 ? [] : new JobId[n];
+        n = 0;
+        foreach (IoJob w in _window)
+        {
+            if (DependsOn(w))
             {
-                deps.Add(w.Id);
-            }
-            else if (w.Overlaps(start, count) && !(kind == JobKind.Read && w.Kind == JobKind.Read))
-            {
-                deps.Add(w.Id);
+                deps[n++] = w.Id;
             }
         }
-        var job = new IoJob(id, kind, start, count, deps.ToArray());
+        var job = new IoJob(id, kind, start, count, deps);
         if (all)
         {
             _window.Clear();
         }
         _window.Add(job);
         return job;
+
+        bool DependsOn(IoJob w) => all || w.IsFlushOrBarrier
+            || (w.Overlaps(start, count) && !(kind == JobKind.Read && w.Kind == JobKind.Read));
     }
 
     /// <summary>Adds the job and sends it to every downstairs that takes it (crucible <c>enqueue</c>).</summary>
@@ -556,13 +548,7 @@ public sealed class Upstairs : IAsyncDisposable
     /// <summary>The job as sent to one downstairs (crucible <c>prune_deps</c> and <c>send</c>).</summary>
     private Message BuildMessage(IoJob job, DownstairsClient c)
     {
-        JobId[] deps = job.Dependencies;
-        if (c.Phase == ClientPhase.LiveRepair || deps.Any(d => _jobs.TryGetValue(d.Value, out IoJob? j) && j.State[c.Id] == JobClientState.Skipped))
-        {
-            ulong min = c.Phase == ClientPhase.LiveRepair ? c.RepairMinId : 0;
-            deps = deps.Where(d => d.Value >= min
-                && !(_jobs.TryGetValue(d.Value, out IoJob? j) && j.State[c.Id] == JobClientState.Skipped)).ToArray();
-        }
+        JobId[] deps = PruneDependencies(job.Dependencies, c);
         Guid u = UpstairsId;
         Guid s = _sessionId;
         bool underRepair = job.RepairTarget == c.Id;
@@ -587,12 +573,48 @@ public sealed class Upstairs : IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// The dependencies <paramref name="c"/> can know of (crucible <c>prune_deps</c>): not jobs it
+    /// skipped, and not jobs before its live repair began (<see cref="DownstairsClient.RepairMinId"/>:
+    /// never sent on its current connection, during the repair or after it). The job's own array
+    /// when nothing is pruned.
+    /// </summary>
+    private JobId[] PruneDependencies(JobId[] deps, DownstairsClient c)
+    {
+        int keep = 0;
+        foreach (JobId d in deps)
+        {
+            keep += Known(d) ? 1 : 0;
+        }
+        if (keep == deps.Length)
+        {
+            return deps;
+        }
+        var pruned = new JobId[keep];
+        keep = 0;
+        foreach (JobId d in deps)
+        {
+            if (Known(d))
+            {
+                pruned[keep++] = d;
+            }
+        }
+        return pruned;
+
+        bool Known(JobId d) => d.Value >= c.RepairMinId
+            && !(_jobs.TryGetValue(d.Value, out IoJob? j) && j.State[c.Id] == JobClientState.Skipped);
+    }
+
     // ---------------------------------------------------------------- completions
 
     private readonly record struct Completion(UpstairsIo Io, CrucibleError? Error);
 
     [ThreadStatic]
     private static List<Completion>? t_completions;
+
+    /// <summary>An empty list kept for the next swap, so that running completions allocates nothing.</summary>
+    [ThreadStatic]
+    private static List<Completion>? t_spareCompletions;
 
     private static List<Completion> Completions => t_completions ??= new List<Completion>();
 
@@ -603,12 +625,16 @@ public sealed class Upstairs : IAsyncDisposable
         {
             return;
         }
-        Completion[] items = list.ToArray();
-        list.Clear();
-        foreach (Completion c in items)
+        // The list is swapped for an empty one first: a callback that submits again (and runs
+        // completions of its own) adds to that one, never to the list being walked.
+        t_completions = t_spareCompletions ?? new List<Completion>();
+        t_spareCompletions = null;
+        foreach (Completion c in list)
         {
             c.Io.Completed(c.Error);
         }
+        list.Clear();
+        t_spareCompletions = list;
     }
 
     /// <summary>A downstairs finished job <paramref name="id"/> (crucible <c>process_io_completion</c>).</summary>
@@ -660,7 +686,18 @@ public sealed class Upstairs : IAsyncDisposable
                 JobKind.Write or JobKind.WriteUnwritten or JobKind.Flush => done >= 2,
                 _ => done == 3,
             };
-            if (ready || complete)
+            if (!ready && complete && job.IsWrite && done == 1 && State == UpstairsState.Active)
+            {
+                // Only one downstairs has it, the others are faulted: the write waits until live
+                // repair has copied its extents to a second one (AckRepairedWrites).
+                if (!job.AwaitingRepair)
+                {
+                    job.AwaitingRepair = true;
+                    _awaitingRepair.Add(job);
+                    _log.LogWarning("write job {Job} is on one downstairs only; it is acknowledged when live repair copies it to another", job.Id);
+                }
+            }
+            else if (ready || complete)
             {
                 job.Acked = true;
                 if (job.Io is { } io)
@@ -680,6 +717,56 @@ public sealed class Upstairs : IAsyncDisposable
                 Retire(job.Id);
             }
         }
+    }
+
+    /// <summary>
+    /// Live repair copied extents up to <paramref name="extent"/> from <paramref name="source"/> to
+    /// another downstairs: writes done on the source alone whose blocks all lie in those extents are
+    /// now on two downstairs and are acknowledged.
+    /// </summary>
+    private void AckRepairedWrites(int source, uint extent)
+    {
+        ulong perExtent = _region!.Value.ExtentSize.Value;
+        for (int i = _awaitingRepair.Count - 1; i >= 0; i--)
+        {
+            IoJob job = _awaitingRepair[i];
+            if (job.State[source] == JobClientState.Done && (job.Start + job.Count - 1) / perExtent <= extent)
+            {
+                _awaitingRepair.RemoveAt(i);
+                job.AwaitingRepair = false;
+                job.Acked = true;
+                if (job.Io is { } io)
+                {
+                    job.Io = null;
+                    Completions.Add(new Completion(io, null));
+                }
+            }
+        }
+    }
+
+    /// <summary>Fails every request not yet acknowledged (the upstairs stopped).</summary>
+    private void FailPending(CrucibleErrorKind kind)
+    {
+        foreach (IoJob j in _jobs.Values)
+        {
+            if (!j.Acked && j.Io is { } io)
+            {
+                j.Acked = true;
+                j.Io = null;
+                Completions.Add(new Completion(io, CrucibleError.Of(kind)));
+            }
+            j.Finished?.TrySetResult();
+        }
+        foreach (IoJob j in _awaitingRepair)
+        {
+            if (j.Io is { } io)
+            {
+                j.Acked = true;
+                j.Io = null;
+                Completions.Add(new Completion(io, CrucibleError.Of(kind)));
+            }
+        }
+        _awaitingRepair.Clear();
     }
 
     /// <summary>Forgets every finished job up to a finished flush or barrier.</summary>
@@ -892,6 +979,15 @@ public sealed class Upstairs : IAsyncDisposable
                 RunCompletions();
                 await step.Finished!.Task.ConfigureAwait(false);
             }
+            lock (_gate)
+            {
+                if (c.Phase == ClientPhase.LiveRepair && steps[1].State[c.Id] == JobClientState.Done
+                    && steps[3].State[c.Id] == JobClientState.Done && steps[1].State[source] == JobClientState.Done)
+                {
+                    AckRepairedWrites(source, e);
+                }
+            }
+            RunCompletions();
         }
         lock (_gate)
         {
@@ -1298,16 +1394,7 @@ public sealed class Upstairs : IAsyncDisposable
         FailureReason = why;
         State = UpstairsState.Deactivated;
         _flushTimer?.Dispose();
-        foreach (IoJob j in _jobs.Values)
-        {
-            if (!j.Acked && j.Io is { } io)
-            {
-                j.Acked = true;
-                j.Io = null;
-                Completions.Add(new Completion(io, CrucibleError.Of(CrucibleErrorKind.NoLongerActive)));
-            }
-            j.Finished?.TrySetResult();
-        }
+        FailPending(CrucibleErrorKind.NoLongerActive);
         foreach (DownstairsClient c in _clients)
         {
             c.Phase = ClientPhase.Stopped;
@@ -1627,6 +1714,7 @@ public sealed class Upstairs : IAsyncDisposable
                 _activated.TrySetException(new UpstairsException("deactivated before it became active"));
             }
             _flushTimer?.Dispose();
+            FailPending(CrucibleErrorKind.UpstairsInactive);
             foreach (DownstairsClient c in _clients)
             {
                 c.Phase = ClientPhase.Stopped;
@@ -1634,6 +1722,7 @@ public sealed class Upstairs : IAsyncDisposable
             }
             NotifyStateChanged();
         }
+        RunCompletions();
     }
 
     public async ValueTask DisposeAsync()

@@ -20,10 +20,15 @@
 # else under nested KVM in a QEMU TCG sandbox: absolute figures are then dominated by the
 # emulation; read the ratio). A run of the defaults takes 10 to 15 minutes in the sandbox.
 # STORAGE_BENCH_BOOT_TIMEOUT (seconds, default 300) bounds one guest boot.
+# STORAGE_BENCH_TARGETS (an extended regular expression) runs only the rows whose
+# "vmm device backend" matches it: 'nvme' for the NVMe rows (QEMU's among them), 'crucible' for
+# the Crucible row alone (its QEMU columns then read n/a).
 #
 # More rows: TARGETS below lists "vmm device backend" triples; a backend of ours other than
-# "file" (crucible, later) is one more case in ours_block_dev, and its rows are compared with
-# QEMU on the same device over the file.
+# "file" is one more case in ours_backend_up / ours_block_dev / ours_backend_down, and its rows
+# are compared with QEMU on the same device over the file. "crucible": three downstairs from
+# out/dsc (encrypted regions of 4 KiB blocks, 16 MiB extents, the image's size rounded up to an
+# extent, beside the image), written through once by the guest before the jobs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -56,8 +61,16 @@ TARGETS=(
     "ours nvme file"
     "qemu virtio file"
     "ours virtio file"
-    # "ours nvme crucible"     (issue 8: a crucible block_dev on the same disk; see ours_block_dev)
+    "ours nvme crucible"
 )
+if [ -n "${STORAGE_BENCH_TARGETS:-}" ]; then
+    selected=()
+    for t in "${TARGETS[@]}"; do
+        if [[ $t =~ $STORAGE_BENCH_TARGETS ]]; then selected+=("$t"); fi
+    done
+    [ ${#selected[@]} -gt 0 ] || die "STORAGE_BENCH_TARGETS='$STORAGE_BENCH_TARGETS' matches none of: $(printf '"%s" ' "${TARGETS[@]}")"
+    TARGETS=("${selected[@]}")
+fi
 
 # The jobs: name, fio rw, block size, iodepth.
 JOBS=(
@@ -86,7 +99,7 @@ if [ $inner -eq 0 ]; then
     fi
     per_target=$(( BOOT_TIMEOUT + ${#JOBS[@]} * (runtime + 60) + 60 ))
     exec "$ROOT/test/e2e/kvm-sandbox.sh" --timeout $(( ${#TARGETS[@]} * per_target + 120 )) \
-        --env STORAGE_BENCH_QEMU_CACHE -- "$SELF" --runtime "$runtime" --size "$size_mib" --inner "$where"
+        --env STORAGE_BENCH_QEMU_CACHE --env STORAGE_BENCH_TARGETS -- "$SELF" --runtime "$runtime" --size "$size_mib" --inner "$where"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -96,10 +109,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/storage-bench.XXXXXX")
 CONSOLE_LOG=$work/console.log
 # shellcheck source=../e2e/lib/console.sh
 . "$ROOT/test/e2e/lib/console.sh"
-vmm_pid=""
+vmm_pid="" dsc_pid=""
 cleanup() {
     disconnect
     [ -n "$vmm_pid" ] && kill -KILL "$vmm_pid" 2>/dev/null || true
+    [ -n "$dsc_pid" ] && ours_backend_down crucible
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -125,17 +139,60 @@ fi
 #   ours_block_dev BACKEND NAME the [block_dev.NAME] section of our VMM for it
 #   ours_backend_down BACKEND   stop it again, after the guest is gone
 # plus its rows in TARGETS ("ours nvme crucible", "ours virtio crucible").
+DSC="$ROOT/out/dsc" DOWNSTAIRS="$ROOT/out/crucible-downstairs"
+CRUCIBLE_KEY=tCw7zw0hAsPuxMOTWwnPEFYjBK9qJRtYyGdEXKEnrg0=
+CRUCIBLE_CONTROL=127.0.0.1:9998
+CRUCIBLE_BLOCK=4096 CRUCIBLE_EXTENT_BLOCKS=4096           # 16 MiB extents
+CRUCIBLE_EXTENTS=$(( (size_mib + 15) / 16 ))
 ours_backend_up() {
     case "$1" in
         file) ;;                      # the image file is all it needs
+        crucible)
+            [ -x "$DSC" ] && [ -x "$DOWNSTAIRS" ] || { echo "no $DSC or $DOWNSTAIRS (./build.sh publishes them)" >&2; return 1; }
+            # The sandbox's init leaves the loopback interface down; dsc and the downstairs use it.
+            ip link set lo up 2>/dev/null || busybox ip link set lo up 2>/dev/null || true
+            rm -rf "$work/crucible"
+            local dirs=(--region-dir "$work/crucible/r0" --region-dir "$work/crucible/r1" --region-dir "$work/crucible/r2")
+            "$DSC" create --ds-bin "$DOWNSTAIRS" --cleanup --block-size $CRUCIBLE_BLOCK \
+                --extent-size $CRUCIBLE_EXTENT_BLOCKS --extent-count $CRUCIBLE_EXTENTS --encrypted \
+                "${dirs[@]}" --output-dir "$work/crucible/out" > dsc-create.log 2>&1 \
+                || { echo "dsc create failed: $(tail -n 1 dsc-create.log)" >&2; return 1; }
+            "$DSC" start --ds-bin "$DOWNSTAIRS" "${dirs[@]}" --output-dir "$work/crucible/out" \
+                --control "$CRUCIBLE_CONTROL" > dsc.log 2>&1 &
+            dsc_pid=$!
+            local n=0
+            until [ "$("$DSC" cmd --server "http://$CRUCIBLE_CONTROL" all-running 2>/dev/null)" = true ]; do
+                n=$((n + 1))
+                if [ $n -ge 300 ] || ! kill -0 $dsc_pid 2>/dev/null; then
+                    echo "the three downstairs are not running after $((n / 5)) s: $(tail -n 1 dsc.log)" >&2
+                    return 1
+                fi
+                sleep 0.2
+            done
+            ;;
         *) echo "storage.sh: no setup for backend '$1'" >&2; return 1 ;;
     esac
 }
 ours_backend_down() {
     case "$1" in
         file) ;;
+        crucible)
+            [ -n "$dsc_pid" ] || return 0
+            "$DSC" cmd --server "http://$CRUCIBLE_CONTROL" shutdown > /dev/null 2>&1 || true
+            for _ in $(seq 1 50); do kill -0 "$dsc_pid" 2>/dev/null || break; sleep 0.2; done
+            kill -TERM "$dsc_pid" 2>/dev/null || true
+            wait "$dsc_pid" 2>/dev/null || true
+            dsc_pid=""
+            rm -rf "$work/crucible"
+            ;;
         *) ;;
     esac
+}
+
+# ours_backend_fill BACKEND: true when the guest writes the whole disk once before the jobs (a
+# region of never-written blocks would make reads free; the file is written through above).
+ours_backend_fill() {
+    [ "$1" = crucible ]
 }
 
 # ours_block_dev BACKEND NAME: see above; the file backend is $image.
@@ -143,6 +200,12 @@ ours_block_dev() {
     case "$1" in
         file)
             printf '[block_dev.%s]\ntype = "file"\npath = "%s"\n' "$2" "$image"
+            ;;
+        crucible)
+            printf '[block_dev.%s]\ntype = "crucible"\nblock_size = %d\nblocks_per_extent = %d\nextent_count = %d\n' \
+                "$2" $CRUCIBLE_BLOCK $CRUCIBLE_EXTENT_BLOCKS $CRUCIBLE_EXTENTS
+            printf 'targets = ["127.0.0.1:8810", "127.0.0.1:8820", "127.0.0.1:8830"]\ngeneration = 1\n'
+            printf 'upstairs_id = "%s"\nencryption_key = "%s"\n' "$(cat /proc/sys/kernel/random/uuid)" "$CRUCIBLE_KEY"
             ;;
         *)
             echo "storage.sh: no block_dev recipe for backend '$1'" >&2
@@ -216,7 +279,7 @@ why_failed() {
 # run_target VMM DEVICE BACKEND: boot, run every job, append "vmm dev backend job iops kib/s"
 # (or "vmm dev backend job n/a reason") to results.
 run_target() {
-    local vmm=$1 dev=$2 backend=$3 disk t0 name rw bs qd reason="" line
+    local vmm=$1 dev=$2 backend=$3 disk t0 t_shell=0 name rw bs qd reason="" line
     case "$dev" in nvme) disk=/dev/nvme0n1 ;; virtio) disk=/dev/vda ;; esac
     printf '  %-4s %-6s %-8s booting\n' "$vmm" "$dev" "$backend" >&2
     t0=$SECONDS
@@ -236,6 +299,17 @@ run_target() {
             reason="the guest has no $disk or no fio"
         fi
         expect_text '~ # ' 30 >/dev/null || true
+        t_shell=$((SECONDS - t0))
+        if [ -z "$reason" ] && [ "$vmm" = ours ] && ours_backend_fill "$backend"; then
+            local f0=$SECONDS
+            send "dd if=/dev/zero of=$disk bs=1M conv=fsync 2>/dev/null; echo @@FILLED"
+            if expect_line '^@@FILLED$' 600 >/dev/null; then
+                printf '  %-4s %-6s %-8s written through once in %ss\n' "$vmm" "$dev" "$backend" $((SECONDS - f0)) >&2
+            else
+                reason="the guest could not write $disk through once"
+            fi
+            expect_text '~ # ' 30 >/dev/null || true
+        fi
     fi
     if [ -n "$reason" ]; then
         printf '  %-4s %-6s %-8s n/a: %s\n' "$vmm" "$dev" "$backend" "$reason" >&2
@@ -247,7 +321,7 @@ run_target() {
         [ "$vmm" = ours ] && ours_backend_down "$backend"
         return 0
     fi
-    printf '  %-4s %-6s %-8s shell after %ss\n' "$vmm" "$dev" "$backend" $((SECONDS - t0)) >&2
+    printf '  %-4s %-6s %-8s shell after %ss\n' "$vmm" "$dev" "$backend" "$t_shell" >&2
     for j in "${JOBS[@]}"; do
         read -r name rw bs qd <<< "$j"
         # Terse v3: field 7/8 read KiB/s and IOPS, 48/49 the same for writes.

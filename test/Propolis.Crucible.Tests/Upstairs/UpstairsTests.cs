@@ -194,6 +194,63 @@ public class UpstairsTests
     }
 
     [Fact]
+    public async Task AWriteIsAcknowledgedOnlyOnceTwoDownstairsHaveIt()
+    {
+        await using RegionSet set = RegionSet.Start();
+        CrucibleUpstairs up = await set.ActivateAsync(1);
+        await using (up)
+        {
+            byte[] data = RegionSet.Pattern(3, 0x5a);
+            set.Proxy(1).Hold();
+            set.Proxy(2).Hold();
+            Task write = up.WriteAsync(4, data);
+            // Downstairs 0 has done it; 1 and 2 have too, but their answers are held back.
+            await up.WaitForAsync(s => s[0].OutstandingJobs == 0).WaitAsync(Wait);
+            Assert.False(write.IsCompleted);
+
+            set.Proxy(1).Release();
+            await write.WaitAsync(Wait);
+            set.Proxy(2).Release();
+            await up.WaitForAsync(s => s.All(d => d.OutstandingJobs == 0)).WaitAsync(Wait);
+            Assert.Equal(data, await Read(up, 4, 3));
+        }
+    }
+
+    [Fact]
+    public async Task AWriteThatOnlyOneDownstairsHasWaitsForLiveRepairOfAnother()
+    {
+        await using RegionSet set = RegionSet.Start();
+        CrucibleUpstairs up = await set.ActivateAsync(1, o => o with { MaxOutstandingJobs = 4 });
+        await using (up)
+        {
+            await up.WriteAsync(0, RegionSet.Pattern(8, 1)).WaitAsync(Wait);
+            await up.FlushAsync().WaitAsync(Wait);
+            set.Proxy(1).Cut();
+            set.Proxy(2).Cut();
+            await up.WaitForAsync(s => s[1].Mode == ConnectionMode.Offline && s[2].Mode == ConnectionMode.Offline).WaitAsync(Wait);
+
+            // With two downstairs offline no write completes; past MaxOutstandingJobs they are faulted
+            // and the writes, done on downstairs 0 alone, still wait.
+            var writes = new List<Task>();
+            for (int i = 0; i < 6; i++)
+            {
+                writes.Add(up.WriteAsync((ulong)(i * 5 % 30), RegionSet.Pattern(2, (byte)(0x60 + i))));
+            }
+            await up.WaitForAsync(s => s[1].Mode == ConnectionMode.Faulted && s[2].Mode == ConnectionMode.Faulted
+                && s[0].OutstandingJobs == 0).WaitAsync(Wait);
+            Assert.DoesNotContain(writes, w => w.IsCompleted);
+
+            // Live repair of downstairs 1 copies them: now two downstairs have them.
+            set.Proxy(1).Restore();
+            await Task.WhenAll(writes).WaitAsync(Wait);
+            set.Proxy(2).Restore();
+            await up.WaitForAsync(_ => up.LiveRepairsCompleted == 2).WaitAsync(Wait);
+            await up.FlushAsync().WaitAsync(Wait);
+        }
+        await AssertRegionsEqual(set, 0, 1, 2);
+    }
+
+    [Fact]
     public async Task ADisconnectedDownstairsIsReplayedWhenItReturns()
     {
         await using RegionSet set = RegionSet.Start();

@@ -123,6 +123,13 @@ fi
 # The UEFI boot disk (cases 4x boot it through OVMF); made here, where apt-get can install mtools,
 # sfdisk and GRUB.
 "$HERE/boot-disk.sh" || { echo "FAIL boot-disk (could not build the boot disk)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
+# The sandbox's patched QEMU (sandbox-qemu.sh) is built here, once, before any sandbox starts:
+# the build takes minutes and writes nothing under out/e2e, so inside run_sandboxed the stall
+# watch would take it for a hung sandbox. A failure is not fatal: kvm-sandbox.sh then falls back
+# to the system's QEMU with a warning, and the firmware cases skip.
+if { ! [ -w /dev/kvm ] || [ "${KVM_SANDBOX:-}" = force ]; } && [ -z "${KVM_SANDBOX_QEMU:-}" ]; then
+    "$HERE/sandbox-qemu.sh" >/dev/null || echo "e2e: WARNING: no patched QEMU for the sandbox (above); the firmware cases will skip" >&2
+fi
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 : > "$RESULTS/results"
 

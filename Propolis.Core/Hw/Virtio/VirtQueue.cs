@@ -166,6 +166,14 @@ public sealed unsafe class VirtQueue
 
     public bool IsBroken => _broken;
 
+    /// <summary>Applies the negotiated ring features (§2.7.5.3 indirect descriptors, §2.7.10
+    /// EVENT_IDX) to this queue; a device calls it for each of its queues at FEATURES_OK.</summary>
+    public void ApplyRingFeatures(ulong features)
+    {
+        EventIdx = (features & VirtioFeatures.RingEventIdx) != 0;
+        IndirectDescriptors = (features & VirtioFeatures.RingIndirectDesc) != 0;
+    }
+
     /// <summary>VIRTIO_F_EVENT_IDX was negotiated (set by the transport at FEATURES_OK).</summary>
     public bool EventIdx { get; set; }
 
@@ -438,41 +446,8 @@ public sealed unsafe class VirtQueue
     /// Safe from any thread; allocation-free.</summary>
     public bool PushUsed(ushort head, uint written, int generation)
     {
-        bool interrupt;
-        lock (_usedLock)
-        {
-            var r = _rings;
-            if (r is null || _broken || generation != _generation)
-            {
-                return false;
-            }
-            var size = r.Size;
-            var old = _nextUsed;
-            var elem = r.Used + 4 + 8 * (old & (size - 1));
-            Unsafe.WriteUnaligned(elem, (uint)head);
-            Unsafe.WriteUnaligned(elem + 4, written);
-            var now = (ushort)(old + 1);
-            _nextUsed = now;
-            // §2.7.14: the element is visible before the index (release store).
-            Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used + 2), now);
-            // §2.7.10: the index store must be ordered before reading used_event / avail.flags,
-            // or the device can miss a driver that just re-enabled interrupts (store-load fence).
-            Interlocked.MemoryBarrier();
-            if (EventIdx)
-            {
-                var usedEvent = Volatile.Read(ref Unsafe.AsRef<ushort>(r.Avail + 4 + 2 * size));
-                interrupt = NeedEvent(usedEvent, now, old);
-            }
-            else
-            {
-                interrupt = (Volatile.Read(ref Unsafe.AsRef<ushort>(r.Avail)) & RingFlags.AvailNoInterrupt) == 0;
-            }
-        }
-        if (interrupt)
-        {
-            _events.QueueInterrupt(this);
-        }
-        return interrupt;
+        var element = new UsedElement(head, written);
+        return PushUsedBatch(new ReadOnlySpan<UsedElement>(in element), generation);
     }
 
     /// <summary>Puts several (head, written) pairs in the used ring and publishes them with one
@@ -503,7 +478,10 @@ public sealed unsafe class VirtQueue
                 now++;
             }
             _nextUsed = now;
+            // §2.7.14: the elements are visible before the index (release store).
             Volatile.Write(ref Unsafe.AsRef<ushort>(r.Used + 2), now);
+            // §2.7.10: the index store must be ordered before reading used_event / avail.flags,
+            // or the device can miss a driver that just re-enabled interrupts (store-load fence).
             Interlocked.MemoryBarrier();
             if (EventIdx)
             {

@@ -221,16 +221,7 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         }
     }
 
-    public void ReadConfig(int offset, Span<byte> data)
-    {
-        data.Clear();
-        if (offset < 0 || offset >= _config.Length)
-        {
-            return;
-        }
-        var n = Math.Min(data.Length, _config.Length - offset);
-        _config.AsSpan(offset, n).CopyTo(data);
-    }
+    public void ReadConfig(int offset, Span<byte> data) => VirtioConfigSpace.Read(_config, offset, data);
 
     /// <summary>Every field is read-only here (no CONFIG_WCE): writes are ignored (§5.2.4).</summary>
     public void WriteConfig(int offset, ReadOnlySpan<byte> data)
@@ -240,9 +231,7 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
     public void FeaturesNegotiated(ulong features)
     {
         NegotiatedFeatures = features;
-        var q = _queues[0];
-        q.EventIdx = (features & VirtioFeatures.RingEventIdx) != 0;
-        q.IndirectDescriptors = (features & VirtioFeatures.RingIndirectDesc) != 0;
+        _queues[0].ApplyRingFeatures(features);
     }
 
     public void Reset()

@@ -215,16 +215,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         return queue % 2 == 0 ? p.RxNotify : p.TxNotify;
     }
 
-    public void ReadConfig(int offset, Span<byte> data)
-    {
-        data.Clear();
-        if (offset < 0 || offset >= _config.Length)
-        {
-            return;
-        }
-        var n = Math.Min(data.Length, _config.Length - offset);
-        _config.AsSpan(offset, n).CopyTo(data);
-    }
+    public void ReadConfig(int offset, Span<byte> data) => VirtioConfigSpace.Read(_config, offset, data);
 
     /// <summary>Every field is read-only (the MAC is writable only by a legacy driver without
     /// VIRTIO_NET_F_MAC, which this device always offers): writes are ignored (§5.1.4).</summary>
@@ -237,8 +228,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         NegotiatedFeatures = features;
         foreach (var q in _queues)
         {
-            q.EventIdx = (features & VirtioFeatures.RingEventIdx) != 0;
-            q.IndirectDescriptors = (features & VirtioFeatures.RingIndirectDesc) != 0;
+            q.ApplyRingFeatures(features);
         }
         var mrg = (features & VirtioNetSpec.FeatureMrgRxbuf) != 0;
         var header = mrg || (features & VirtioFeatures.Version1) != 0 ? VirtioNetSpec.Header.Size : VirtioNetSpec.Header.LegacySize;

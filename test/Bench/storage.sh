@@ -22,7 +22,7 @@
 # STORAGE_BENCH_BOOT_TIMEOUT (seconds, default 300) bounds one guest boot.
 # STORAGE_BENCH_TARGETS (an extended regular expression) runs only the rows whose
 # "vmm device backend" matches it: 'nvme' for the NVMe rows (QEMU's among them), 'crucible' for
-# the Crucible row alone (its QEMU columns then read n/a).
+# the Crucible rows alone (NVMe and virtio-block; their QEMU columns then read n/a).
 #
 # More rows: TARGETS below lists "vmm device backend" triples; a backend of ours other than
 # "file" is one more case in ours_backend_up / ours_block_dev / ours_backend_down, and its rows
@@ -62,6 +62,7 @@ TARGETS=(
     "qemu virtio file"
     "ours virtio file"
     "ours nvme crucible"
+    "ours virtio crucible"
 )
 if [ -n "${STORAGE_BENCH_TARGETS:-}" ]; then
     selected=()

@@ -235,7 +235,7 @@ public abstract partial class PciVirtioFunction : PciDevice, IVirtioInterrupts, 
             if (_logger is not null && newAddress is { } at && watched > 0)
             {
                 ref var logged = ref legacy ? ref _loggedLegacy : ref _loggedModern;
-                var where = legacy ? $"legacy port 0x{at + LegacyQueueNotify:X} (datamatch = queue)" : $"modern MMIO 0x{at + VirtioPciLayout.NotifyOffset:X} + 4 × queue";
+                var where = legacy ? $"legacy port 0x{at + LegacyQueueNotify:X} (datamatch = queue)" : $"modern MMIO 0x{at + VirtioPciLayout.NotifyOffset:X} (queue n at 4n)";
                 if (!logged)
                 {
                     logged = true;

@@ -78,6 +78,11 @@ public interface IVirtQueueEvents
     /// <summary>The queue is broken beyond what a single chain refusal can express: set
     /// DEVICE_NEEDS_RESET and send a configuration change notification (§2.1.2).</summary>
     void QueueNeedsReset(VirtQueue queue);
+
+    /// <summary>The driver has set DRIVER_OK and the device is neither NEEDS_RESET nor FAILED. A
+    /// device whose threads are woken without the transport (ioeventfds straight to them) checks
+    /// it before consuming buffers (§3.1.1: not before DRIVER_OK).</summary>
+    bool DriverOk => true;
 }
 
 /// <summary>A split virtqueue (virtio 1.2 §2.7): the device side of a descriptor table, an available

@@ -56,6 +56,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
 
     private readonly GuestMemory _memory;
     private readonly INetBackend _backend;
+    private readonly IVirtQueueEvents _transport;
     private readonly ILogger? _logger;
     private readonly VirtQueue[] _queues;
     private readonly NetQueuePair[] _pairs;
@@ -86,6 +87,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         }
         _memory = memory;
         _backend = backend;
+        _transport = transport;
         _logger = logger;
         Mac = (byte[])mac.Clone();
         MaxQueuePairs = pairs;
@@ -313,7 +315,9 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         }
     }
 
-    internal bool IsPairActive(int pair) => pair < _activePairs;
+    /// <summary>Pair <paramref name="pair"/> is in use and the driver has set DRIVER_OK: its
+    /// thread is woken by ioeventfds directly, so it checks the device status itself.</summary>
+    internal bool IsPairActive(int pair) => pair < _activePairs && _transport.DriverOk;
 
     // ---- control queue (§5.1.6.5) ----
 

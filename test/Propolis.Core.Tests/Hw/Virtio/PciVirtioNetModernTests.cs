@@ -254,6 +254,35 @@ public sealed class PciVirtioNetModernTests : IDisposable
         Assert.True(route.Current!.Value.Masked);
     }
 
+    /// <summary>True while <paramref name="fd"/>'s counter is not zero (poll(2) without consuming it).</summary>
+    private static unsafe bool Readable(EventFd fd)
+    {
+        var p = new Propolis.Core.Interop.pollfd { fd = fd.Handle.Fd, events = Propolis.Core.Interop.Interop.Sys.POLLIN };
+        return Propolis.Core.Interop.Interop.Sys.Poll(&p, 1, 0) == 1;
+    }
+
+    [Fact]
+    public void NothingMovesBeforeDriverOkAlthoughTheKickReachesThePacketThread()
+    {
+        Negotiate(VirtioFeatures.Version1);
+        Queue(0, 0x1_0000, VirtioPciLayout.NoVector);
+        var tx = Queue(1, 0x2_0000, VirtioPciLayout.NoVector);
+        var buf = Alloc(12 + 40);
+        Assert.True(_mem.TryWrite(buf + 12, Frame(40, 7)));
+        tx.Publish(tx.AddChain((buf, 12 + 40, false)));
+        Kick(1);
+        // The packet thread (the kick's only reader) takes it; Pause returns once that round is over.
+        WaitFor(() => !Readable(_dev.KickEventFd(1)!), "the packet thread took the kick");
+        _dev.Net.Pause();
+        Assert.Equal(0, _dev.Net.Queues[1].LastAvailIndex);          // §3.1.1: no buffer consumed before DRIVER_OK
+        Assert.Equal(0, _dev.Net.TxFrames);
+        _dev.Net.Resume();
+
+        DriverOk();
+        Assert.Equal(new byte[12].Concat(Frame(40, 7)), _backend.Receive());
+        Assert.Equal(1, _dev.Net.TxFrames);
+    }
+
     [Fact]
     public void AStoppedTransmitQueueIsLeftAloneAndResumesFromTheRestoredBase()
     {

@@ -186,7 +186,7 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
     /// buffers before then) and for a queue number the device does not have.</summary>
     public void NotifyQueue(int queue)
     {
-        if (((DeviceStatus)_status & (DeviceStatus.DriverOk | DeviceStatus.DeviceNeedsReset | DeviceStatus.Failed)) != DeviceStatus.DriverOk)
+        if (!IsLive)
         {
             return;
         }
@@ -581,6 +581,12 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
         while (Interlocked.CompareExchange(ref _isr, updated, old) != old);
         _interrupts.SetIntx(true);
     }
+
+    /// <summary>DRIVER_OK is set and neither DEVICE_NEEDS_RESET nor FAILED.</summary>
+    private bool IsLive =>
+        ((DeviceStatus)_status & (DeviceStatus.DriverOk | DeviceStatus.DeviceNeedsReset | DeviceStatus.Failed)) == DeviceStatus.DriverOk;
+
+    bool IVirtQueueEvents.DriverOk => IsLive;
 
     void IVirtQueueEvents.QueueInterrupt(VirtQueue queue) => Signal(VirtioPciLayout.IsrQueue, queue.MsixVector);
 

@@ -265,7 +265,7 @@ public sealed class Downstairs
         {
             _log.LogWarning("upstairs {Upstairs}: {Error}; disconnecting", session.Upstairs, e.Message);
         }
-        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
         {
             _log.LogWarning("upstairs {Upstairs}: connection failed: {Error}", session.Upstairs, e.Message);
         }
@@ -298,7 +298,7 @@ public sealed class Downstairs
                     await session.Connection.SendAsync(o.Message, CancellationToken.None).ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
             {
                 _log.LogWarning("upstairs {Upstairs}: send failed: {Error}", session.Upstairs, e.Message);
                 failed = true;

@@ -72,7 +72,7 @@ public sealed class CrucibleTlsContext : IDisposable
         X509Certificate2Collection roots = ImportCertificates(rootText, rootCertPem, rootName);
         if (!keyText.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
         {
-            throw new CrucibleTlsException($"{keyName} '{keyPem}' holds no PEM private key (expected a 'BEGIN RSA PRIVATE KEY', 'BEGIN PRIVATE KEY' or 'BEGIN EC PRIVATE KEY' block)");
+            throw new CrucibleTlsException($"{keyName} '{keyPem}' holds no PEM private key (expected a 'BEGIN RSA PRIVATE KEY', 'BEGIN PRIVATE KEY' or 'BEGIN EC PRIVATE KEY' block)", keyName);
         }
         X509Certificate2 leaf;
         try
@@ -82,11 +82,11 @@ public sealed class CrucibleTlsContext : IDisposable
         }
         catch (CryptographicException e)
         {
-            throw new CrucibleTlsException($"{keyName} '{keyPem}' cannot be used with the certificate in {certName} '{certPem}': {e.Message}");
+            throw new CrucibleTlsException($"{keyName} '{keyPem}' cannot be used with the certificate in {certName} '{certPem}': {e.Message}", keyName);
         }
         catch (ArgumentException e)
         {
-            throw new CrucibleTlsException($"{keyName} '{keyPem}' is not a usable private key: {e.Message}");
+            throw new CrucibleTlsException($"{keyName} '{keyPem}' is not a usable private key: {e.Message}", keyName);
         }
         var intermediates = new X509Certificate2Collection();
         for (int i = 1; i < chain.Count; i++)
@@ -105,7 +105,7 @@ public sealed class CrucibleTlsContext : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw new CrucibleTlsException($"{what} '{path}' cannot be read: {e.Message}");
+            throw new CrucibleTlsException($"{what} '{path}' cannot be read: {e.Message}", what);
         }
     }
 
@@ -118,11 +118,11 @@ public sealed class CrucibleTlsContext : IDisposable
         }
         catch (CryptographicException e)
         {
-            throw new CrucibleTlsException($"{what} '{path}' holds a malformed PEM certificate: {e.Message}");
+            throw new CrucibleTlsException($"{what} '{path}' holds a malformed PEM certificate: {e.Message}", what);
         }
         if (collection.Count == 0)
         {
-            throw new CrucibleTlsException($"{what} '{path}' holds no PEM certificate (expected a 'BEGIN CERTIFICATE' block)");
+            throw new CrucibleTlsException($"{what} '{path}' holds no PEM certificate (expected a 'BEGIN CERTIFICATE' block)", what);
         }
         return collection;
     }
@@ -257,9 +257,13 @@ public sealed class CrucibleTlsContext : IDisposable
 /// <summary>A TLS file that cannot be used, or a handshake that failed; the message says which and why.</summary>
 public sealed class CrucibleTlsException : Exception
 {
-    public CrucibleTlsException(string message) : base(message)
+    public CrucibleTlsException(string message, string? file = null) : base(message)
     {
+        File = file;
     }
+
+    /// <summary>Which of the three files is at fault, as it was named to <see cref="CrucibleTlsContext.FromPaths"/>; null for a handshake.</summary>
+    public string? File { get; }
 
     public CrucibleTlsException(string message, Exception inner) : base(message, inner)
     {

@@ -164,6 +164,9 @@ public sealed class Upstairs : IAsyncDisposable
         }
     }
 
+    /// <summary>Where the control server listens (<see cref="UpstairsOptions.ControlAddress"/> with its port resolved), once activation started.</summary>
+    public IPEndPoint? ControlServerAddress => _control?.Address;
+
     /// <summary>What the control API's <c>GET /info</c> reports (crucible <c>UpstairsStats</c>).</summary>
     public UpstairsStats GetStats()
     {
@@ -1301,7 +1304,8 @@ public sealed class Upstairs : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
-        catch (Exception e) when (e is CrucibleProtocolException or SocketException or IOException or ObjectDisposedException)
+        catch (Exception e) when (e is CrucibleProtocolException or SocketException or IOException or ObjectDisposedException
+            or System.Security.Authentication.AuthenticationException)
         {
             NoteConnectionError(c, $"connection to {target} failed: {e.Message}");
         }
@@ -1339,7 +1343,8 @@ public sealed class Upstairs : IAsyncDisposable
                 await connection.SendAsync(m, token).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException or CrucibleProtocolException)
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException or CrucibleProtocolException
+            or System.Security.Authentication.AuthenticationException)
         {
             connection.Dispose();
         }

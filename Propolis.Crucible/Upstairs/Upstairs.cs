@@ -1231,6 +1231,20 @@ public sealed class Upstairs : IAsyncDisposable
         return null;
     }
 
+    /// <summary>
+    /// With TLS 1.3 the server checks the client certificate after the client has finished its
+    /// handshake, so a refusal shows here as a reset before YesItsMe: say what it likely means.
+    /// </summary>
+    private string? TlsRefusalHint(DownstairsClient c)
+    {
+        lock (_gate)
+        {
+            return _options.Tls is { } tls && c.Phase == ClientPhase.WaitYesItsMe
+                ? $" before answering HereIAm over TLS: the downstairs probably refused this upstairs' certificate (cert_pem '{tls.CertPemPath}' must chain to the downstairs' --root-cert-pem)"
+                : null;
+        }
+    }
+
     private void NoteConnectionError(DownstairsClient c, string error)
     {
         _log.LogWarning("[{Client}] {Error}", c.Id, error);
@@ -1273,7 +1287,14 @@ public sealed class Upstairs : IAsyncDisposable
                 ReceivedMessage? received = await connection.ReceiveAsync(cancel.Token).ConfigureAwait(false);
                 if (received is null)
                 {
-                    _log.LogWarning("[{Client}] {Target} closed the connection", c.Id, target);
+                    if (TlsRefusalHint(c) is { } hint)
+                    {
+                        NoteConnectionError(c, $"{target} closed the connection{hint}");
+                    }
+                    else
+                    {
+                        _log.LogWarning("[{Client}] {Target} closed the connection", c.Id, target);
+                    }
                     break;
                 }
                 Interlocked.Exchange(ref lastHeard, Environment.TickCount64);
@@ -1307,7 +1328,7 @@ public sealed class Upstairs : IAsyncDisposable
         catch (Exception e) when (e is CrucibleProtocolException or SocketException or IOException or ObjectDisposedException
             or System.Security.Authentication.AuthenticationException)
         {
-            NoteConnectionError(c, $"connection to {target} failed: {e.Message}");
+            NoteConnectionError(c, $"connection to {target} failed: {e.Message}{TlsRefusalHint(c)}");
         }
         lock (_gate)
         {

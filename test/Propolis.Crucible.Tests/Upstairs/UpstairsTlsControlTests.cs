@@ -86,6 +86,7 @@ public sealed class UpstairsTlsControlTests : IDisposable
         Assert.False(activation.IsCompleted);
         Assert.Equal(UpstairsState.Initializing, up.State);
         Assert.All(up.Status(), s => Assert.NotEqual(ClientPhase.WaitNowActive, s.Phase)); // never got past HereIAm
+        Assert.All(up.Status(), s => Assert.Contains("the downstairs probably refused this upstairs' certificate", s.LastError));
     }
 
     [Fact]

@@ -68,6 +68,7 @@ public class DownstairsTlsTests
         int port = Ports.FreePortBase(1);
         using Process ds = Start("run", "-d", dir["region"], "-a", "127.0.0.1", "-p", port.ToString(),
             "--cert-pem", cert, "--key-pem", key, "--root-cert-pem", ca.RootPem);
+        var log = new LogWatch(ds.StandardError);
         try
         {
             using CrucibleTlsContext tls = CrucibleTlsContext.FromPaths(upCert, upKey, ca.RootPem);
@@ -90,15 +91,67 @@ public class DownstairsTlsTests
                 });
                 Assert.True(e is null or CrucibleProtocolException or SocketException or IOException, e?.ToString());
             }
+            await log.WaitFor("TLS session with 127.0.0.1:").WaitAsync(Wait);
+            await log.WaitFor("TLS handshake with 127.0.0.1:").WaitAsync(Wait);
+            Assert.Contains("Configured SSL acceptor", log.Text);
         }
         finally
         {
             ds.Kill();
             await ds.WaitForExitAsync();
         }
-        string log = await ds.StandardError.ReadToEndAsync();
-        Assert.Contains("Configured SSL acceptor", log);
-        Assert.Contains("TLS handshake with 127.0.0.1:", log);
+    }
+
+    /// <summary>Reads a process' stderr as it comes; <see cref="WaitFor"/> completes once a line contains a text.</summary>
+    private sealed class LogWatch
+    {
+        private readonly System.Text.StringBuilder _text = new();
+        private readonly List<(string Needle, TaskCompletionSource Seen)> _waits = new();
+
+        public LogWatch(StreamReader stderr) => _ = Pump(stderr);
+
+        public string Text
+        {
+            get
+            {
+                lock (_text)
+                {
+                    return _text.ToString();
+                }
+            }
+        }
+
+        private async Task Pump(StreamReader stderr)
+        {
+            while (await stderr.ReadLineAsync() is { } line)
+            {
+                lock (_text)
+                {
+                    _text.AppendLine(line);
+                    foreach ((string needle, TaskCompletionSource seen) in _waits)
+                    {
+                        if (line.Contains(needle, StringComparison.Ordinal))
+                        {
+                            seen.TrySetResult();
+                        }
+                    }
+                }
+            }
+        }
+
+        public Task WaitFor(string needle)
+        {
+            var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_text)
+            {
+                if (_text.ToString().Contains(needle, StringComparison.Ordinal))
+                {
+                    seen.SetResult();
+                }
+                _waits.Add((needle, seen));
+            }
+            return seen.Task;
+        }
     }
 
     [Fact]

@@ -36,7 +36,8 @@ public sealed record UpstairsOptions
     /// </summary>
     public bool Lossy { get; init; }
 
-    /// <summary>TLS to the downstairs (<c>cert_pem</c>, <c>key_pem</c>, <c>root_cert_pem</c>), or null for plain TCP.</summary>
+    /// <summary>TLS to the downstairs (<c>cert_pem</c>, <c>key_pem</c>, <c>root_cert_pem</c>), or null for plain TCP.
+    /// The upstairs uses it and does not dispose it.</summary>
     public CrucibleTlsContext? Tls { get; init; }
 
     /// <summary><c>control</c>: where to serve the upstairs control HTTP API (GET /info, GET /work), or null.</summary>

@@ -167,7 +167,7 @@ public sealed class CrucibleTlsContext : IDisposable
         catch (Exception e) when (e is AuthenticationException or IOException)
         {
             await stream.DisposeAsync().ConfigureAwait(false);
-            throw new CrucibleTlsException(why ?? $"TLS handshake failed: {Describe(e)}", e);
+            throw new CrucibleTlsException(why ?? $"TLS handshake failed: {Describe(e)} (is the downstairs serving TLS, with --cert-pem, --key-pem and --root-cert-pem?)", e);
         }
         catch
         {

@@ -1222,7 +1222,7 @@ public sealed class Upstairs : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!stop.IsCancellationRequested)
         {
-            NoteConnectionError(c, $"TLS to {target} ({CrucibleTlsContext.ServerName(c.Id)}): no handshake within {_options.ConnectTimeout}");
+            NoteConnectionError(c, $"TLS to {target} ({CrucibleTlsContext.ServerName(c.Id)}): no handshake within {_options.ConnectTimeout.TotalSeconds} s (is the downstairs serving TLS, with --cert-pem, --key-pem and --root-cert-pem?)");
         }
         catch (OperationCanceledException)
         {
@@ -1239,9 +1239,13 @@ public sealed class Upstairs : IAsyncDisposable
     {
         lock (_gate)
         {
-            return _options.Tls is { } tls && c.Phase == ClientPhase.WaitYesItsMe
+            if (c.Phase != ClientPhase.WaitYesItsMe)
+            {
+                return null;
+            }
+            return _options.Tls is { } tls
                 ? $" before answering HereIAm over TLS: the downstairs probably refused this upstairs' certificate (cert_pem '{tls.CertPemPath}' must chain to the downstairs' --root-cert-pem)"
-                : null;
+                : " before answering HereIAm: if that downstairs runs with --cert-pem, give this upstairs cert_pem, key_pem and root_cert_pem";
         }
     }
 

@@ -90,6 +90,35 @@ public sealed class UpstairsTlsControlTests : IDisposable
     }
 
     [Fact]
+    public async Task TlsOnOneSideOnlyIsNamedAsSuch()
+    {
+        TestPki ca = TestPki.Create(_dir.Path);
+        (string Cert, string Key) ds = ca.Issue("downstairs", "downstairs0", "downstairs1", "downstairs2");
+        (string Cert, string Key) us = ca.Issue("upstairs");
+        using CrucibleTlsContext downTls = CrucibleTlsContext.FromPaths(ds.Cert, ds.Key, ca.RootPem);
+        using CrucibleTlsContext upTls = CrucibleTlsContext.FromPaths(us.Cert, us.Key, ca.RootPem);
+
+        await using (RegionSet tlsOnly = RegionSet.Start(tls: downTls))
+        {
+            await using var plainUp = new CrucibleUpstairs(tlsOnly.Options(1));
+            _ = plainUp.ActivateAsync();
+            await plainUp.WaitForAsync(s => s.All(x => x.LastError is not null)).WaitAsync(Wait);
+            Assert.EndsWith("before answering HereIAm: if that downstairs runs with --cert-pem, give this upstairs cert_pem, key_pem and root_cert_pem",
+                plainUp.Status()[1].LastError);
+        }
+        await using (RegionSet plainOnly = RegionSet.Start())
+        {
+            await using var tlsUp = new CrucibleUpstairs(plainOnly.Options(1, o => o with { Tls = upTls, ConnectTimeout = TimeSpan.FromSeconds(2) }));
+            _ = tlsUp.ActivateAsync();
+            await tlsUp.WaitForAsync(s => s.All(x => x.LastError is not null)).WaitAsync(Wait);
+            string error = tlsUp.Status()[2].LastError!;
+            // A plain downstairs reads the ClientHello as the start of a frame: the handshake fails or times out.
+            Assert.StartsWith($"TLS to {plainOnly.Target(2)} (downstairs2): ", error);
+            Assert.EndsWith("(is the downstairs serving TLS, with --cert-pem, --key-pem and --root-cert-pem?)", error);
+        }
+    }
+
+    [Fact]
     public async Task LossyOnlyWarnsAsTheRealUpstairsDoesAndIoStillCompletes()
     {
         var log = new ListLogger();

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
+using Propolis.Crucible.Tls;
 
 namespace Propolis.Crucible.Downstairs;
 
@@ -60,10 +61,24 @@ internal static class RunCommand
             }
         });
 
+        var certPem = new Option<string>("--cert-pem") { Description = "TLS: this downstairs' certificate (PEM; needs --key-pem and --root-cert-pem).", HelpName = "CERT_PEM" };
+        var keyPem = new Option<string>("--key-pem") { Description = "TLS: the private key of --cert-pem (PEM).", HelpName = "KEY_PEM" };
+        var rootCertPem = new Option<string>("--root-cert-pem") { Description = "TLS: the root certificate(s) upstairs client certificates must chain to (PEM).", HelpName = "ROOT_CERT_PEM" };
+
         var command = new Command("run", "Serve a region to upstairs (and its extents to other downstairs for repair).")
         {
-            address, data, lossy, port, readErrors, writeErrors, flushErrors, mode,
+            address, data, lossy, port, readErrors, writeErrors, flushErrors, certPem, keyPem, rootCertPem, mode,
         };
+        // clap's requires_all: the three TLS options come together.
+        command.Validators.Add(r =>
+        {
+            Option<string>[] tls = [certPem, keyPem, rootCertPem];
+            string[] given = tls.Where(o => r.GetResult(o) is not null).Select(o => o.Name).ToArray();
+            if (given.Length is > 0 and < 3)
+            {
+                r.AddError($"{given[0]} requires {string.Join(" and ", tls.Select(o => o.Name).Except(given))}");
+            }
+        });
         command.SetAction(parse =>
         {
             ushort p = parse.GetValue(port);
@@ -82,7 +97,30 @@ internal static class RunCommand
                 WriteErrors = parse.GetValue(writeErrors),
                 FlushErrors = parse.GetValue(flushErrors),
             };
-            return Run(options);
+            if (parse.GetValue(certPem) is { } cert)
+            {
+                try
+                {
+                    options = options with
+                    {
+                        Tls = CrucibleTlsContext.FromPaths(cert, parse.GetValue(keyPem)!, parse.GetValue(rootCertPem)!,
+                            ("--cert-pem", "--key-pem", "--root-cert-pem")),
+                    };
+                }
+                catch (CrucibleTlsException e)
+                {
+                    Console.Error.WriteLine($"crucible-downstairs: {e.Message}");
+                    return Program.ExitFailed;
+                }
+            }
+            try
+            {
+                return Run(options);
+            }
+            finally
+            {
+                options.Tls?.Dispose();
+            }
         });
         return command;
     }

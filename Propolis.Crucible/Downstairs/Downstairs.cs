@@ -5,6 +5,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Propolis.Crucible.Protocol;
+using Propolis.Crucible.Tls;
 using Regions = Propolis.Crucible.Regions;
 
 namespace Propolis.Crucible.Downstairs;
@@ -154,8 +155,16 @@ public sealed class Downstairs
         }
     }
 
-    /// <summary>Accepts upstairs connections on <paramref name="listener"/> until cancelled.</summary>
-    public async Task ListenAsync(Socket listener, CancellationToken cancellationToken)
+    /// <summary>How long an upstairs may take to finish the TLS handshake.</summary>
+    public static readonly TimeSpan TlsHandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Accepts upstairs connections on <paramref name="listener"/> until cancelled. With
+    /// <paramref name="tls"/>, every connection must complete a TLS handshake with a client
+    /// certificate the roots trust (crucible's <c>TlsAcceptor</c> with <c>WebPkiClientVerifier</c>);
+    /// one that does not is logged and closed.
+    /// </summary>
+    public async Task ListenAsync(Socket listener, CancellationToken cancellationToken, CrucibleTlsContext? tls = null)
     {
         var connections = new List<Task>();
         try
@@ -166,7 +175,9 @@ public sealed class Downstairs
                 socket.NoDelay = true;
                 _log.LogInformation("connection from {Peer}", socket.RemoteEndPoint);
                 connections.RemoveAll(t => t.IsCompleted);
-                connections.Add(ServeAsync(new CrucibleFrameConnection(socket), cancellationToken));
+                connections.Add(tls is null
+                    ? ServeAsync(new CrucibleFrameConnection(socket), cancellationToken)
+                    : ServeTlsAsync(socket, tls, cancellationToken));
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -174,6 +185,44 @@ public sealed class Downstairs
         }
         await Task.WhenAll(connections).ConfigureAwait(false);
     }
+
+    private async Task ServeTlsAsync(Socket socket, CrucibleTlsContext tls, CancellationToken cancellationToken)
+    {
+        EndPoint? peer = socket.RemoteEndPoint;
+        System.Net.Security.SslStream stream;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            timeout.CancelAfter(TlsHandshakeTimeout);
+            try
+            {
+                stream = await tls.AcceptAsync(socket, timeout.Token).ConfigureAwait(false);
+            }
+            catch (CrucibleTlsException e)
+            {
+                Interlocked.Increment(ref _tlsRefused);
+                _log.LogWarning("TLS handshake with {Peer} failed, connection closed: {Error}", peer, e.Message);
+                socket.Dispose();
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+                if (!cancellationToken.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref _tlsRefused);
+                    _log.LogWarning("TLS handshake with {Peer} did not finish within {Timeout}, connection closed", peer, TlsHandshakeTimeout);
+                }
+                socket.Dispose();
+                return;
+            }
+        }
+        _log.LogInformation("TLS session with {Peer}: {Protocol}, client {Subject}", peer, stream.SslProtocol, stream.RemoteCertificate?.Subject);
+        await ServeAsync(new CrucibleFrameConnection(stream), cancellationToken).ConfigureAwait(false);
+    }
+
+    private long _tlsRefused;
+
+    /// <summary>Connections closed because their TLS handshake failed (untrusted or missing client certificate).</summary>
+    public long TlsHandshakesRefused => Interlocked.Read(ref _tlsRefused);
 
     /// <summary>
     /// Serves one upstairs connection until it closes, misbehaves, is replaced, or
@@ -216,7 +265,7 @@ public sealed class Downstairs
         {
             _log.LogWarning("upstairs {Upstairs}: {Error}; disconnecting", session.Upstairs, e.Message);
         }
-        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
         {
             _log.LogWarning("upstairs {Upstairs}: connection failed: {Error}", session.Upstairs, e.Message);
         }
@@ -249,7 +298,7 @@ public sealed class Downstairs
                     await session.Connection.SendAsync(o.Message, CancellationToken.None).ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
             {
                 _log.LogWarning("upstairs {Upstairs}: send failed: {Error}", session.Upstairs, e.Message);
                 failed = true;

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Propolis.Crucible.Protocol;
+using Propolis.Crucible.Tls;
 using Regions = Propolis.Crucible.Regions;
 
 namespace Propolis.Crucible.Downstairs;
@@ -30,6 +31,10 @@ public sealed record DownstairsRunOptions
     public bool WriteErrors { get; init; }
 
     public bool FlushErrors { get; init; }
+
+    /// <summary><c>--cert-pem --key-pem --root-cert-pem</c>: accept only TLS connections whose client
+    /// certificate the roots trust. The host does not own it.</summary>
+    public CrucibleTlsContext? Tls { get; init; }
 }
 
 /// <summary>
@@ -47,14 +52,15 @@ public sealed class DownstairsHost : IAsyncDisposable
     private readonly Task _repairServing;
 
     private DownstairsHost(Regions.Region region, Socket listener, Socket repairListener, Downstairs downstairs,
-        RepairServer repair, ILogger log)
+        RepairServer repair, CrucibleTlsContext? tls, ILogger log)
     {
         _region = region;
         _listener = listener;
         _repairListener = repairListener;
         Downstairs = downstairs;
-        _serving = downstairs.ListenAsync(listener, _stop.Token);
+        _serving = downstairs.ListenAsync(listener, _stop.Token, tls);
         _repairServing = repair.ServeAsync(repairListener, _stop.Token);
+        log.LogInformation(tls is null ? "No SSL acceptor configured" : "Configured SSL acceptor");
         log.LogInformation("downstairs listening on {Address}", listener.LocalEndPoint);
     }
 
@@ -97,7 +103,7 @@ public sealed class DownstairsHost : IAsyncDisposable
                 FlushErrors = options.FlushErrors,
             }, log);
             var repair = new RepairServer(downstairs, loggers.CreateLogger("repair"));
-            return new DownstairsHost(region, listener, repairListener, downstairs, repair, log);
+            return new DownstairsHost(region, listener, repairListener, downstairs, repair, options.Tls, log);
         }
         catch
         {

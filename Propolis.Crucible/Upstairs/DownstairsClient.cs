@@ -77,6 +77,18 @@ internal sealed class DownstairsClient
 
     public CancellationTokenSource? ConnectionCancel { get; set; }
 
+    /// <summary>Why the last connection attempt or connection failed (a refused TLS handshake, a reset), or null.</summary>
+    public string? LastError { get; set; }
+
+    /// <summary>Live repair statistics (crucible <c>DownstairsStats</c>), for the control API.</summary>
+    public int ExtentsRepaired { get; set; }
+
+    public int ExtentsConfirmed { get; set; }
+
+    public int LiveRepairCompleted { get; set; }
+
+    public int LiveRepairAborted { get; set; }
+
     public void Send(Message m) => Outbox?.Writer.TryWrite(m);
 
     /// <summary>Drops the current connection (the client task then reconnects).</summary>
@@ -96,4 +108,4 @@ internal sealed class DownstairsClient
 
 /// <summary>A snapshot of one downstairs' state, for logs, tests and the control interface.</summary>
 public readonly record struct DownstairsStatus(int ClientId, IPEndPoint Target, ClientPhase Phase, ConnectionMode Mode,
-    JobId? LastFlush, int OutstandingJobs);
+    JobId? LastFlush, int OutstandingJobs, string? LastError = null);

@@ -82,6 +82,9 @@ internal sealed class IoJob
 
     public bool Acked;
 
+    /// <summary>Sent again to a downstairs that came back (crucible <c>DownstairsIO::replay</c>).</summary>
+    public bool Replay;
+
     /// <summary>A write done on one downstairs only, waiting for live repair to copy it to a second.</summary>
     public bool AwaitingRepair;
 

@@ -6,6 +6,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Propolis.Crucible.Protocol;
+using Propolis.Crucible.Tls;
 
 namespace Propolis.Crucible.Upstairs;
 
@@ -100,6 +101,9 @@ public sealed class Upstairs : IAsyncDisposable
     private long _readValidationFailures;
     private long _reconciledExtents;
     private long _liveRepairs;
+    private UpstairsControlServer? _control;
+    private int _reconcileDone;
+    private readonly RetiredJobs _retired = new();
 
     public Upstairs(UpstairsOptions options, ILogger? logger = null)
     {
@@ -156,7 +160,45 @@ public sealed class Upstairs : IAsyncDisposable
     {
         lock (_gate)
         {
-            return _clients.Select(c => new DownstairsStatus(c.Id, c.Target, c.Phase, c.Mode, c.LastFlush, c.OutstandingJobs)).ToArray();
+            return _clients.Select(c => new DownstairsStatus(c.Id, c.Target, c.Phase, c.Mode, c.LastFlush, c.OutstandingJobs, c.LastError)).ToArray();
+        }
+    }
+
+    /// <summary>Where the control server listens (<see cref="UpstairsOptions.ControlAddress"/> with its port resolved), once activation started.</summary>
+    public IPEndPoint? ControlServerAddress => _control?.Address;
+
+    /// <summary>What the control API's <c>GET /info</c> reports (crucible <c>UpstairsStats</c>).</summary>
+    public UpstairsStats GetStats()
+    {
+        lock (_gate)
+        {
+            int upJobs = 0;
+            foreach (IoJob j in _jobs.Values)
+            {
+                upJobs += j.Io is not null ? 1 : 0;
+            }
+            return new UpstairsStats(
+                State,
+                _clients.Select(c => new DownstairsControlState(c.Phase, c.Mode)).ToArray(),
+                upJobs,
+                _jobs.Count,
+                _reconcileDone,
+                _reconcile is null ? 0 : _reconcile.Count - Math.Max(_reconcileStep, 0),
+                _clients.Select(c => c.ExtentsRepaired).ToArray(),
+                _clients.Select(c => c.ExtentsConfirmed).ToArray(),
+                _clients.Select(c => c.Phase == ClientPhase.LiveRepair && c.RepairExtent >= 0 ? (long?)c.RepairExtent : null).ToArray(),
+                _clients.Select(c => c.LiveRepairCompleted).ToArray(),
+                _clients.Select(c => c.LiveRepairAborted).ToArray());
+        }
+    }
+
+    /// <summary>What the control API's <c>GET /work</c> reports (crucible <c>DownstairsWork</c>): every job
+    /// not yet retired, by id, and the last few retired.</summary>
+    public DownstairsWork GetWorkSummary()
+    {
+        lock (_gate)
+        {
+            return new DownstairsWork(_jobs.Values.Select(WorkSummary.Of).ToArray(), _retired.ToArray());
         }
     }
 
@@ -180,9 +222,19 @@ public sealed class Upstairs : IAsyncDisposable
         {
             if (_clientTasks[0] is null)
             {
-                _log.LogInformation("upstairs {UpstairsId} session {SessionId} generation {Gen} activating on {Targets}{Encrypted}{ReadOnly}",
+                _log.LogInformation("upstairs {UpstairsId} session {SessionId} generation {Gen} activating on {Targets}{Encrypted}{ReadOnly}{Tls}",
                     UpstairsId, _sessionId, Generation, string.Join(", ", _options.Targets),
-                    _cipher.Encrypted ? " (encrypted)" : "", _options.ReadOnly ? " (read-only)" : "");
+                    _cipher.Encrypted ? " (encrypted)" : "", _options.ReadOnly ? " (read-only)" : "",
+                    _options.Tls is { } tls ? $" (TLS, root {tls.RootCertPemPath})" : "");
+                if (_options.Lossy)
+                {
+                    // crucible upstairs.rs since #1460: the option survives in VCRs and does nothing else.
+                    _log.LogWarning("lossy flag no longer changes upstairs behavior");
+                }
+                if (_options.ControlAddress is { } control)
+                {
+                    _control = UpstairsControlServer.Start(this, control, _log);
+                }
                 for (int i = 0; i < 3; i++)
                 {
                     DownstairsClient c = _clients[i];
@@ -789,6 +841,7 @@ public sealed class Upstairs : IAsyncDisposable
         {
             IoJob j = _jobs[id];
             _jobs.Remove(id);
+            _retired.Add(j);
             if (j.Buffer is { } b)
             {
                 j.Buffer = null;
@@ -932,6 +985,7 @@ public sealed class Upstairs : IAsyncDisposable
                 if (c.Phase != ClientPhase.LiveRepair || State != UpstairsState.Active)
                 {
                     _log.LogWarning("live repair of downstairs {Client} stopped at extent {Extent}", c.Id, e);
+                    c.LiveRepairAborted++;
                     TryNextRepair();
                     return;
                 }
@@ -940,6 +994,7 @@ public sealed class Upstairs : IAsyncDisposable
                     source = Array.FindIndex(_clients, x => x.Phase == ClientPhase.Active);
                     if (source < 0)
                     {
+                        c.LiveRepairAborted++;
                         Fault(c, "no source left for live repair");
                         return;
                     }
@@ -984,6 +1039,7 @@ public sealed class Upstairs : IAsyncDisposable
                 if (c.Phase == ClientPhase.LiveRepair && steps[1].State[c.Id] == JobClientState.Done
                     && steps[3].State[c.Id] == JobClientState.Done && steps[1].State[source] == JobClientState.Done)
                 {
+                    c.ExtentsRepaired++;
                     AckRepairedWrites(source, e);
                 }
             }
@@ -996,6 +1052,7 @@ public sealed class Upstairs : IAsyncDisposable
                 c.Phase = ClientPhase.Active;
                 c.Mode = ConnectionMode.New;
                 c.RepairExtent = -1;
+                c.LiveRepairCompleted++;
                 Interlocked.Increment(ref _liveRepairs);
                 _log.LogInformation("live repair of downstairs {Client} ({Target}) finished: {Extents} extents", c.Id, c.Target, extents);
                 NotifyStateChanged();
@@ -1094,7 +1151,9 @@ public sealed class Upstairs : IAsyncDisposable
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
                 continue;
             }
-            bool negotiated = await RunConnectionAsync(c, socket, target, stop).ConfigureAwait(false);
+            CrucibleFrameConnection? connection = await OpenAsync(c, socket, target, stop).ConfigureAwait(false);
+            bool negotiated = connection is not null
+                && await RunConnectionAsync(c, connection, target, stop).ConfigureAwait(false);
             if (negotiated)
             {
                 delay = _options.ReconnectDelay;
@@ -1139,10 +1198,70 @@ public sealed class Upstairs : IAsyncDisposable
         return null;
     }
 
-    /// <summary>Runs one connection to the end; true if it got as far as being used.</summary>
-    private async Task<bool> RunConnectionAsync(DownstairsClient c, Socket socket, IPEndPoint target, CancellationToken stop)
+    /// <summary>
+    /// Frames over the connected socket: directly, or over TLS when <see cref="UpstairsOptions.Tls"/> is
+    /// set (crucible client.rs: server name <c>downstairs{id}</c>). A failed handshake is logged with its
+    /// reason, kept as the client's <see cref="DownstairsClient.LastError"/>, and retried like a failed connect.
+    /// </summary>
+    private async Task<CrucibleFrameConnection?> OpenAsync(DownstairsClient c, Socket socket, IPEndPoint target, CancellationToken stop)
     {
-        var connection = new CrucibleFrameConnection(socket);
+        if (_options.Tls is not { } tls)
+        {
+            return new CrucibleFrameConnection(socket);
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        try
+        {
+            System.Net.Security.SslStream stream = await tls.ConnectAsync(socket, c.Id, timeout.Token).ConfigureAwait(false);
+            return new CrucibleFrameConnection(stream);
+        }
+        catch (CrucibleTlsException e)
+        {
+            NoteConnectionError(c, $"TLS to {target} ({CrucibleTlsContext.ServerName(c.Id)}): {e.Message}");
+        }
+        catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+        {
+            NoteConnectionError(c, $"TLS to {target} ({CrucibleTlsContext.ServerName(c.Id)}): no handshake within {_options.ConnectTimeout.TotalSeconds} s (is the downstairs serving TLS, with --cert-pem, --key-pem and --root-cert-pem?)");
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        socket.Dispose();
+        return null;
+    }
+
+    /// <summary>
+    /// With TLS 1.3 the server checks the client certificate after the client has finished its
+    /// handshake, so a refusal shows here as a reset before YesItsMe: say what it likely means.
+    /// </summary>
+    private string? TlsRefusalHint(DownstairsClient c)
+    {
+        lock (_gate)
+        {
+            if (c.Phase != ClientPhase.WaitYesItsMe)
+            {
+                return null;
+            }
+            return _options.Tls is { } tls
+                ? $" before answering HereIAm over TLS: the downstairs probably refused this upstairs' certificate (cert_pem '{tls.CertPemPath}' must chain to the downstairs' --root-cert-pem)"
+                : " before answering HereIAm: if that downstairs runs with --cert-pem, give this upstairs cert_pem, key_pem and root_cert_pem";
+        }
+    }
+
+    private void NoteConnectionError(DownstairsClient c, string error)
+    {
+        _log.LogWarning("[{Client}] {Error}", c.Id, error);
+        lock (_gate)
+        {
+            c.LastError = error;
+            NotifyStateChanged();
+        }
+    }
+
+    /// <summary>Runs one connection to the end; true if it got as far as being used.</summary>
+    private async Task<bool> RunConnectionAsync(DownstairsClient c, CrucibleFrameConnection connection, IPEndPoint target, CancellationToken stop)
+    {
         var cancel = CancellationTokenSource.CreateLinkedTokenSource(stop);
         var outbox = Channel.CreateUnbounded<Message>(new UnboundedChannelOptions { SingleReader = true });
         bool negotiated = false;
@@ -1172,7 +1291,14 @@ public sealed class Upstairs : IAsyncDisposable
                 ReceivedMessage? received = await connection.ReceiveAsync(cancel.Token).ConfigureAwait(false);
                 if (received is null)
                 {
-                    _log.LogWarning("[{Client}] {Target} closed the connection", c.Id, target);
+                    if (TlsRefusalHint(c) is { } hint)
+                    {
+                        NoteConnectionError(c, $"{target} closed the connection{hint}");
+                    }
+                    else
+                    {
+                        _log.LogWarning("[{Client}] {Target} closed the connection", c.Id, target);
+                    }
                     break;
                 }
                 Interlocked.Exchange(ref lastHeard, Environment.TickCount64);
@@ -1203,9 +1329,10 @@ public sealed class Upstairs : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
-        catch (Exception e) when (e is CrucibleProtocolException or SocketException or IOException or ObjectDisposedException)
+        catch (Exception e) when (e is CrucibleProtocolException or SocketException or IOException or ObjectDisposedException
+            or System.Security.Authentication.AuthenticationException)
         {
-            _log.LogWarning("[{Client}] connection to {Target} failed: {Error}", c.Id, target, e.Message);
+            NoteConnectionError(c, $"connection to {target} failed: {e.Message}{TlsRefusalHint(c)}");
         }
         lock (_gate)
         {
@@ -1241,7 +1368,8 @@ public sealed class Upstairs : IAsyncDisposable
                 await connection.SendAsync(m, token).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException or CrucibleProtocolException)
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException or CrucibleProtocolException
+            or System.Security.Authentication.AuthenticationException)
         {
             connection.Dispose();
         }
@@ -1473,6 +1601,7 @@ public sealed class Upstairs : IAsyncDisposable
                         c.OutstandingBytes += j.Length;
                     }
                     j.State[c.Id] = JobClientState.InProgress;
+                    j.Replay = true;
                     c.Send(BuildMessage(j, c));
                     replayed++;
                 }
@@ -1598,6 +1727,7 @@ public sealed class Upstairs : IAsyncDisposable
         _reconcileWaiting.Remove(c.Id);
         if (_reconcileWaiting.Count == 0)
         {
+            _reconcileDone++;
             NextReconcileStep();
         }
         return true;
@@ -1729,6 +1859,10 @@ public sealed class Upstairs : IAsyncDisposable
     {
         await DeactivateAsync().ConfigureAwait(false);
         _stop.Cancel();
+        if (_control is { } control)
+        {
+            await control.DisposeAsync().ConfigureAwait(false);
+        }
         foreach (Task t in _clientTasks)
         {
             if (t is not null)

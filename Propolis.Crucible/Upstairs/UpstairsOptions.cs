@@ -1,4 +1,5 @@
 using System.Net;
+using Propolis.Crucible.Tls;
 
 namespace Propolis.Crucible.Upstairs;
 
@@ -26,9 +27,21 @@ public sealed record UpstairsOptions
 
     public bool ReadOnly { get; init; }
 
-    /// <summary><c>lossy</c>: a test option of the real upstairs that drops some work. Carried for
-    /// the VCR; this upstairs never drops work, and the standalone refuses <c>lossy = true</c>.</summary>
+    /// <summary>
+    /// <c>lossy</c>: crucible's test option. The real upstairs once skipped sending new jobs at
+    /// random and sent them later (reordering work at the downstairs); since crucible#1460 it
+    /// only warns "lossy flag no longer changes upstairs behavior", because the option is kept
+    /// in serialized VCRs. This upstairs does the same: a warning at activation, no other effect.
+    /// (The downstairs' <c>--lossy</c> still delays and defers work.)
+    /// </summary>
     public bool Lossy { get; init; }
+
+    /// <summary>TLS to the downstairs (<c>cert_pem</c>, <c>key_pem</c>, <c>root_cert_pem</c>), or null for plain TCP.
+    /// The upstairs uses it and does not dispose it.</summary>
+    public CrucibleTlsContext? Tls { get; init; }
+
+    /// <summary><c>control</c>: where to serve the upstairs control HTTP API (GET /info, GET /work), or null.</summary>
+    public IPEndPoint? ControlAddress { get; init; }
 
     /// <summary>Interval of the automatic flush (<c>flush_timeout</c>); zero disables it.</summary>
     public TimeSpan FlushTimeout { get; init; } = DefaultFlushTimeout;

@@ -80,9 +80,21 @@ public sealed record RegionRequest : VolumeConstructionRequest
 
     public override IEnumerable<string> Targets() => Opts.Target;
 
-    /// <summary>The upstairs this region describes (crucible <c>Volume::construct</c> for a Region).</summary>
+    /// <summary>
+    /// The upstairs this region describes (crucible <c>Volume::construct</c> for a Region, with
+    /// <c>up_main</c>'s TLS context and control server address). Throws
+    /// <see cref="ArgumentException"/> for a bad target, key or control address, and
+    /// <see cref="Tls.CrucibleTlsException"/> when the TLS files cannot be used; the TLS context
+    /// then belongs to the caller.
+    /// </summary>
     public UpstairsOptions ToUpstairsOptions() => new()
     {
+        Tls = Opts.CertPem is null && Opts.KeyPem is null && Opts.RootCertPem is null
+            ? null
+            : Opts.CertPem is not null && Opts.KeyPem is not null && Opts.RootCertPem is not null
+                ? Tls.CrucibleTlsContext.FromPaths(Opts.CertPem, Opts.KeyPem, Opts.RootCertPem)
+                : throw new ArgumentException("opts.cert_pem, opts.key_pem and opts.root_cert_pem must be given together"),
+        ControlAddress = Opts.Control is null ? null : ParseAddress(Opts.Control, "control"),
         Targets = Opts.Target.Select(ParseTarget).ToArray(),
         Generation = Generation,
         UpstairsId = Opts.Id,
@@ -95,10 +107,12 @@ public sealed record RegionRequest : VolumeConstructionRequest
         ExtentCount = ExtentCount,
     };
 
-    internal static IPEndPoint ParseTarget(string t) =>
+    internal static IPEndPoint ParseTarget(string t) => ParseAddress(t, "target");
+
+    private static IPEndPoint ParseAddress(string t, string what) =>
         IPEndPoint.TryParse(t, out IPEndPoint? ep) && ep.Port != 0
             ? ep
-            : throw new ArgumentException($"target '{t}' is not an IP:port socket address");
+            : throw new ArgumentException($"{what} '{t}' is not an IP:port socket address");
 }
 
 /// <summary><c>File { id, block_size, path }</c>.</summary>

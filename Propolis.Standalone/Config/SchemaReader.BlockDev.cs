@@ -173,6 +173,20 @@ internal sealed partial class SchemaReader
             r.Error(r.KeyPosition(present[0]), $"TLS needs 'cert_pem', 'key_pem' and 'root_cert_pem' together; missing {string.Join(", ", missing.Select(m => $"'{m}'"))}");
         }
 
+        if (cert is not null && keyPem is not null && root is not null)
+        {
+            // Load them now, so that --check names a file that is not a PEM certificate or key, or a key
+            // that does not match its certificate (the upstairs loads them again when the machine is built).
+            try
+            {
+                Propolis.Crucible.Tls.CrucibleTlsContext.FromPaths(cert, keyPem, root).Dispose();
+            }
+            catch (Propolis.Crucible.Tls.CrucibleTlsException e)
+            {
+                r.Error(r.ValuePosition(e.File ?? "cert_pem"), e.Message);
+            }
+        }
+
         System.Net.IPEndPoint? control = null;
         if (r.StringNode("control_addr") is { } ca)
             control = SocketAddress(r, ca, "control_addr");

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Propolis.Core.Block;
+using Propolis.Crucible.Tls;
 using Propolis.Crucible.Upstairs;
 using Propolis.Standalone.Config;
 
@@ -14,20 +15,20 @@ namespace Propolis.Standalone.Machine;
 internal static class CrucibleDisks
 {
     /// <exception cref="MachineException">Activation was refused (generation too low, region
-    /// mismatch, encryption mismatch) or an option this build does not implement is set.</exception>
+    /// mismatch, encryption mismatch), a TLS file cannot be used, or control_addr cannot be bound.</exception>
     public static IBlockBackend Create(CrucibleBlockDev c, ILoggerFactory lf)
     {
-        if (c.Tls is not null)
+        CrucibleTlsContext? tls = null;
+        if (c.Tls is { } t)
         {
-            throw new MachineException($"[block_dev.{c.Name}]: TLS to the downstairs (cert_pem, key_pem, root_cert_pem) is not supported by this build; remove the three keys");
-        }
-        if (c.ControlAddress is not null)
-        {
-            throw new MachineException($"[block_dev.{c.Name}]: the upstairs control server (control_addr) is not supported by this build; remove control_addr");
-        }
-        if (c.Lossy)
-        {
-            throw new MachineException($"[block_dev.{c.Name}]: lossy = true (crucible's test mode that drops work) is not supported by this build; remove it");
+            try
+            {
+                tls = CrucibleTlsContext.FromPaths(t.CertPem, t.KeyPem, t.RootCertPem);
+            }
+            catch (CrucibleTlsException e)
+            {
+                throw new MachineException($"[block_dev.{c.Name}]: {e.Message}");
+            }
         }
         var options = new UpstairsOptions
         {
@@ -41,13 +42,15 @@ internal static class CrucibleDisks
             BlockSize = (ulong)c.BlockSize,
             BlocksPerExtent = c.BlocksPerExtent,
             ExtentCount = c.ExtentCount,
+            Tls = tls,
+            ControlAddress = c.ControlAddress,
         };
         var logger = lf.CreateLogger($"crucible.{c.Name}");
         try
         {
             options.Validate();
-            logger.LogInformation("[block_dev.{Name}] connecting to downstairs {Targets} with generation {Generation}",
-                c.Name, string.Join(", ", c.Targets), c.Generation);
+            logger.LogInformation("[block_dev.{Name}] connecting to downstairs {Targets} with generation {Generation}{Tls}",
+                c.Name, string.Join(", ", c.Targets), c.Generation, tls is null ? "" : " over TLS");
             return CrucibleBlockBackend.ActivateAsync(options, CrucibleBlockBackend.DefaultWorkers, c.SkipFlush, logger)
                 .GetAwaiter().GetResult();
         }

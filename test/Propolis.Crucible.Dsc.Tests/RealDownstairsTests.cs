@@ -10,7 +10,7 @@ namespace Propolis.Crucible.Dsc.Tests;
 public class RealDownstairsTests
 {
     /// <summary>The crucible-downstairs apphost built beside these tests (same configuration preferred).</summary>
-    private static string FindDownstairs()
+    internal static string FindDownstairs()
     {
         string here = AppContext.BaseDirectory;
         string? root = here;

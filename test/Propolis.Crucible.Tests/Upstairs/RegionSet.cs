@@ -27,19 +27,23 @@ internal sealed class RegionSet : IAsyncDisposable
     private readonly List<TcpProxy> _proxies = new();
     private readonly bool _encrypted;
     private readonly bool _readOnly;
+    private readonly Propolis.Crucible.Tls.CrucibleTlsContext? _tls;
 
-    private RegionSet(bool encrypted, bool readOnly)
+    private RegionSet(bool encrypted, bool readOnly, Propolis.Crucible.Tls.CrucibleTlsContext? tls)
     {
         _encrypted = encrypted;
         _readOnly = readOnly;
+        _tls = tls;
     }
 
     public static readonly byte[] Key = Convert.FromBase64String("tCw7zw0hAsPuxMOTWwnPEFYjBK9qJRtYyGdEXKEnrg0=");
 
     /// <summary>Three (or <paramref name="count"/>) regions; <paramref name="fill"/> may write to region i before it is served.</summary>
-    public static RegionSet Start(int count = 3, bool encrypted = false, bool readOnly = false, Action<int, Region>? fill = null)
+    /// <param name="tls">When set, every downstairs accepts only TLS with this context (its certificate must name downstairs0..2).</param>
+    public static RegionSet Start(int count = 3, bool encrypted = false, bool readOnly = false, Action<int, Region>? fill = null,
+        Propolis.Crucible.Tls.CrucibleTlsContext? tls = null)
     {
-        var set = new RegionSet(encrypted, readOnly);
+        var set = new RegionSet(encrypted, readOnly, tls);
         for (int i = 0; i < count; i++)
         {
             set.Add(fill is null ? null : r => fill(i, r));
@@ -62,6 +66,7 @@ internal sealed class RegionSet : IAsyncDisposable
             Port = 0,
             DataDirectory = dir,
             ReadOnly = _readOnly,
+            Tls = _tls,
         }, DebugLoggerFactory.Instance);
         _hosts.Add(host);
         _proxies.Add(new TcpProxy(host.Address));
@@ -71,6 +76,8 @@ internal sealed class RegionSet : IAsyncDisposable
     public IPEndPoint Target(int i) => _proxies[i].Address;
 
     public TcpProxy Proxy(int i) => _proxies[i];
+
+    public DownstairsHost Host(int i) => _hosts[i];
 
     public string Dir(int i) => _dirs[i];
 

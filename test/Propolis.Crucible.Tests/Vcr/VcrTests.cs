@@ -197,3 +197,52 @@ public class VcrReplacementTests
         Assert.Contains("Cannot replace VCR", Assert.Throws<ReplaceRequestInvalidException>(() => VcrReplacement.Check(Seed, file)).Message);
     }
 }
+
+public sealed class VcrTlsAndControlTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static RegionRequest Region(CrucibleOpts opts) => new()
+    {
+        BlockSize = 512,
+        BlocksPerExtent = 8,
+        ExtentCount = 2,
+        Generation = 1,
+        Opts = opts,
+    };
+
+    private static CrucibleOpts Opts => new()
+    {
+        Id = Guid.Parse("e4396bd0-ede1-48d7-ac14-3d2094dfba5b"),
+        Target = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"],
+        Lossy = true,
+        ReadOnly = false,
+    };
+
+    [Fact]
+    public void CertificatesControlAndLossyReachTheUpstairsOptions()
+    {
+        var pki = Tls.TestPki.Create(_dir.Path);
+        (string cert, string key) = pki.Issue("upstairs");
+        UpstairsOptions o = Region(Opts with { CertPem = cert, KeyPem = key, RootCertPem = pki.RootPem, Control = "127.0.0.1:7777" }).ToUpstairsOptions();
+        using Propolis.Crucible.Tls.CrucibleTlsContext tls = o.Tls!;
+        Assert.Equal(pki.RootPem, tls.RootCertPemPath);
+        Assert.Equal("CN=upstairs", tls.Certificate.Subject);
+        Assert.Equal(System.Net.IPEndPoint.Parse("127.0.0.1:7777"), o.ControlAddress);
+        Assert.True(o.Lossy);
+    }
+
+    [Fact]
+    public void HalfTheCertificatesOrABadControlAddressIsRefused()
+    {
+        Assert.Equal("opts.cert_pem, opts.key_pem and opts.root_cert_pem must be given together",
+            Assert.Throws<ArgumentException>(() => Region(Opts with { CertPem = "c.pem" }).ToUpstairsOptions()).Message);
+        Assert.Equal("control 'nowhere' is not an IP:port socket address",
+            Assert.Throws<ArgumentException>(() => Region(Opts with { Control = "nowhere" }).ToUpstairsOptions()).Message);
+        Assert.StartsWith("cert_pem '/no/such.pem' cannot be read",
+            Assert.Throws<Propolis.Crucible.Tls.CrucibleTlsException>(() =>
+                Region(Opts with { CertPem = "/no/such.pem", KeyPem = "/no/k.pem", RootCertPem = "/no/r.pem" }).ToUpstairsOptions()).Message);
+    }
+}

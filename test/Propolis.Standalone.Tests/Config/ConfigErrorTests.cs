@@ -358,6 +358,42 @@ public sealed class ConfigErrorTests : IDisposable
     }
 
     [Fact]
+    public void CrucibleTlsFilesAreCheckedAtTheirKeys()
+    {
+        var pki = Propolis.Crucible.Tests.Tls.TestPki.Create(_f.PathOf("pki"));
+        var (cert, _) = pki.Issue("upstairs");
+        var (_, otherKey) = pki.Issue("other");
+        _f.WriteText("junk.pem", "not a certificate\n");
+        string[] errors = _f.Errors(Main + $"""
+
+            [block_dev.cru]
+            type = "crucible"
+            block_size = 4096
+            blocks_per_extent = 16384
+            extent_count = 512
+            targets = ["127.0.0.1:3810", "127.0.0.1:3820", "127.0.0.1:3830"]
+            generation = 7
+            cert_pem = "junk.pem"
+            key_pem = "{otherKey}"
+            root_cert_pem = "{pki.RootPem}"
+
+            [block_dev.cru2]
+            type = "crucible"
+            block_size = 4096
+            blocks_per_extent = 16384
+            extent_count = 512
+            targets = ["127.0.0.1:4810", "127.0.0.1:4820", "127.0.0.1:4830"]
+            generation = 7
+            cert_pem = "{cert}"
+            key_pem = "{otherKey}"
+            root_cert_pem = "{pki.RootPem}"
+            """);
+        Assert.Equal(2, errors.Length);
+        Assert.Equal($"vm.toml:14:12: cert_pem '{_f.PathOf("junk.pem")}' holds no PEM certificate (expected a 'BEGIN CERTIFICATE' block)", errors[0]);
+        Assert.StartsWith($"vm.toml:26:11: key_pem '{otherKey}' cannot be used with the certificate in cert_pem '{cert}': ", errors[1]);
+    }
+
+    [Fact]
     public void KeyOfAnotherBlockDevTypeIsNamedAsSuch()
     {
         Assert.Equal(new[]

@@ -122,8 +122,11 @@ public sealed class ValidConfigTests : IDisposable
     public void EveryOptionalFeatureLoadsAndPrints()
     {
         _f.WriteText("meta.yaml", "instance-id: x\n");
-        foreach (var pem in new[] { "cert.pem", "key.pem", "ca.pem" })
-            _f.WriteText(pem, "-----BEGIN-----\n");
+        var pki = Propolis.Crucible.Tests.Tls.TestPki.Create(_f.PathOf("pki"));
+        var (certPem, keyPem) = pki.Issue("upstairs");
+        File.Copy(certPem, _f.PathOf("cert.pem"), overwrite: true);
+        File.Copy(keyPem, _f.PathOf("key.pem"), overwrite: true);
+        File.Copy(pki.RootPem, _f.PathOf("ca.pem"), overwrite: true);
         var config = _f.Load("""
             [main]
             name = "full"

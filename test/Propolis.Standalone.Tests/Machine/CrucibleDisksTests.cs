@@ -13,17 +13,11 @@ public class CrucibleDisksTests
             generation, null, false, null, null, tls, control);
 
     [Fact]
-    public void TlsIsRefusedByNameInsteadOfIgnored()
+    public void AnUnreadableTlsFileIsNamedWithItsBlockDev()
     {
-        var e = Assert.Throws<MachineException>(() => CrucibleDisks.Create(Dev(tls: new CrucibleTls("c", "k", "r")), NullLoggerFactory.Instance));
-        Assert.Equal("[block_dev.cru]: TLS to the downstairs (cert_pem, key_pem, root_cert_pem) is not supported by this build; remove the three keys", e.Message);
-    }
-
-    [Fact]
-    public void ControlAddressIsRefusedByNameInsteadOfIgnored()
-    {
-        var e = Assert.Throws<MachineException>(() => CrucibleDisks.Create(Dev(control: IPEndPoint.Parse("127.0.0.1:9")), NullLoggerFactory.Instance));
-        Assert.Contains("control_addr", e.Message);
+        string missing = Path.Combine(Path.GetTempPath(), "no-such-dir-" + Guid.NewGuid().ToString("N"), "cert.pem");
+        var e = Assert.Throws<MachineException>(() => CrucibleDisks.Create(Dev(tls: new CrucibleTls(missing, "k", "r")), NullLoggerFactory.Instance));
+        Assert.StartsWith($"[block_dev.cru]: cert_pem '{missing}' cannot be read: ", e.Message);
     }
 
     [Fact]

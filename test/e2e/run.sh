@@ -117,9 +117,9 @@ if [ ${#CASES[@]} -eq 0 ]; then
     exit 2
 fi
 "$HERE/demo-guest.sh" || { echo "FAIL demo-guest (could not build the demo guest)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
-# The firmware cases (20-*) boot Debian's OVMF (/usr/share/ovmf/OVMF.fd); the sandbox sees the
-# host's files, so it is installed out here.
-( . "$HERE/lib/common.sh" && e2e_apt_need ovmf ) || { echo "FAIL ovmf (could not install the ovmf package)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
+# The firmware cases (20-*) boot Debian's OVMF (/usr/share/ovmf/OVMF.fd) and case 53 makes its
+# TLS certificates with openssl; the sandbox sees the host's files, so both are installed out here.
+( . "$HERE/lib/common.sh" && e2e_apt_need ovmf openssl ) || { echo "FAIL ovmf/openssl (could not install the packages)"; echo "e2e: 0 passed, 1 failed"; exit 1; }
 # The UEFI boot disk (cases 4x boot it through OVMF); made here, where apt-get can install mtools,
 # sfdisk and GRUB.
 "$HERE/boot-disk.sh" || { echo "FAIL boot-disk (could not build the boot disk)"; echo "e2e: 0 passed, 1 failed"; exit 1; }

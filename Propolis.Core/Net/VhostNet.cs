@@ -11,6 +11,30 @@ namespace Propolis.Core.Net;
 /// (a KVM ioeventfd) and the eventfd that interrupts the guest (a KVM irqfd), or none.</summary>
 public readonly record struct VhostQueue(ushort Size, ulong DescriptorTable, ulong AvailRing, ulong UsedRing, ushort NextAvail, EventFd Kick, EventFd? Call);
 
+/// <summary>An in-kernel data path for a virtio-net device's queue pairs (vhost-net; a fake in tests).</summary>
+public interface IVhostNetBackend
+{
+    /// <summary>Queue pairs it can serve.</summary>
+    int Pairs { get; }
+
+    /// <summary>Called with the device's queue index (2 × pair + ring) when the kernel reports an
+    /// error on that ring (a descriptor or ring outside guest RAM).</summary>
+    Action<int>? RingError { get; set; }
+
+    /// <summary>Null if it can process rings negotiated with <paramref name="negotiated"/>, else why not.</summary>
+    string? CannotServe(ulong negotiated, ulong ringFeatures);
+
+    /// <summary>Takes over pair <paramref name="pair"/>'s receive and transmit rings, moving frames
+    /// between them and the backend descriptor <paramref name="tapQueueFd"/>.</summary>
+    /// <exception cref="NetBackendException">Refused; nothing was taken over.</exception>
+    void Start(int pair, ulong negotiatedFeatures, in VhostQueue rx, in VhostQueue tx, int tapQueueFd);
+
+    /// <summary>Gives pair <paramref name="pair"/>'s rings back: each one's next avail index, or
+    /// null if the pair was not running.</summary>
+    /// <exception cref="NetBackendException">The rings' state is unknown.</exception>
+    (ushort Rx, ushort Tx)? Stop(int pair);
+}
+
 /// <summary>The kernel's virtio-net data path (drivers/vhost/net.c) for the receive and transmit
 /// queues of a virtio-net device whose frames go to a TAP: one /dev/vhost-net descriptor per queue
 /// pair, owned by this process, with a memory table mapping guest RAM to this process's mapping of it.</summary>
@@ -25,10 +49,10 @@ public readonly record struct VhostQueue(ushort Size, ulong DescriptorTable, ulo
 /// TUNSETVNETHDRSZ to 12 bytes with VIRTIO_NET_F_MRG_RXBUF or VIRTIO_F_VERSION_1, else 10):
 /// VHOST_NET_F_VIRTIO_NET_HDR is never acked, so vhost passes the header through untouched.</para>
 /// <para>Errors the kernel reports on a ring (a descriptor out of the memory table, a ring it
-/// cannot read) signal that ring's error eventfd; they are logged and passed to the
-/// <c>onRingError</c> callback with the device's queue index.</para>
+/// cannot read) signal that ring's error eventfd; they are logged and passed to
+/// <see cref="RingError"/> with the device's queue index.</para>
 /// </remarks>
-public sealed unsafe class VhostNet : IDisposable
+public sealed unsafe class VhostNet : IVhostNetBackend, IDisposable
 {
     /// <summary>vhost-net's ring indexes within one descriptor (VHOST_NET_VQ_RX, VHOST_NET_VQ_TX).</summary>
     public const int RxRing = 0, TxRing = 1;
@@ -42,19 +66,17 @@ public sealed unsafe class VhostNet : IDisposable
     private readonly SafeFdHandle[] _fds;
     private readonly bool[] _running;
     private readonly EventFdWaiter _errors;
-    private readonly Action<int>? _onRingError;
     private readonly ILogger? _logger;
     private readonly GuestMemory _memory;
     private readonly Lock _lock = new();
     private bool _disposed;
 
-    private VhostNet(SafeFdHandle[] fds, ulong features, GuestMemory memory, Action<int>? onRingError, ILogger? logger)
+    private VhostNet(SafeFdHandle[] fds, ulong features, GuestMemory memory, ILogger? logger)
     {
         _fds = fds;
         _running = new bool[fds.Length];
         Features = features;
         _memory = memory;
-        _onRingError = onRingError;
         _logger = logger;
         _errors = new EventFdWaiter("vhost-net errors", 2 * fds.Length, OnError, logger);
     }
@@ -64,6 +86,10 @@ public sealed unsafe class VhostNet : IDisposable
 
     /// <summary>Queue pairs this object can serve (one vhost-net descriptor each).</summary>
     public int Pairs => _fds.Length;
+
+    /// <summary>Called (on a dedicated thread) with the device's queue index (2 × pair + ring)
+    /// when the kernel reports an error on that ring; the error is logged either way.</summary>
+    public Action<int>? RingError { get; set; }
 
     /// <summary>Whether pair <paramref name="pair"/>'s rings are with the kernel.</summary>
     public bool IsRunning(int pair)
@@ -102,10 +128,8 @@ public sealed unsafe class VhostNet : IDisposable
 
     /// <summary>Opens one vhost-net descriptor per pair, makes this process its owner and gives
     /// each the memory table of <paramref name="memory"/>'s RAM regions.</summary>
-    /// <param name="onRingError">Called (on a dedicated thread) with the device's queue index
-    /// (2 × pair + ring) when the kernel reports an error on that ring.</param>
     /// <exception cref="NetBackendException">The message names /dev/vhost-net, the step that failed and what to do.</exception>
-    public static VhostNet Open(GuestMemory memory, int pairs, Action<int>? onRingError = null, ILogger? logger = null)
+    public static VhostNet Open(GuestMemory memory, int pairs, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentOutOfRangeException.ThrowIfLessThan(pairs, 1);
@@ -126,7 +150,7 @@ public sealed unsafe class VhostNet : IDisposable
                 features = i == 0 ? f : features & f;
                 SetMemoryTable(fds[i], memory);
             }
-            return new VhostNet(fds, features, memory, onRingError, logger);
+            return new VhostNet(fds, features, memory, logger);
         }
         catch
         {
@@ -281,7 +305,7 @@ public sealed unsafe class VhostNet : IDisposable
     {
         _logger?.LogError("vhost-net reported an error on {Kind} queue {Queue} (a ring or buffer outside guest RAM, or a ring it cannot read)",
             queue % 2 == RxRing ? "receive" : "transmit", queue);
-        _onRingError?.Invoke(queue);
+        RingError?.Invoke(queue);
     }
 
     private static void Check(int result, string ioctl, string step)

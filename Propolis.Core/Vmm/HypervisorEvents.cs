@@ -24,6 +24,18 @@ public interface IMsiRoute
     /// reprogrammed first if the message differs from the last one. False if it could not be
     /// delivered this way (the caller falls back to a direct MSI).</summary>
     bool Signal(ulong address, uint data);
+
+    /// <summary>The irqfd itself, for a producer outside this process (vhost) that signals the
+    /// vector by writing it; the route must then be kept current with <see cref="Update"/>.
+    /// Null if the route cannot be bound.</summary>
+    EventFd? IrqFd { get; }
+
+    /// <summary>Makes the route carry <paramref name="address"/>/<paramref name="data"/> now (not
+    /// on the next <see cref="Signal"/>). While <paramref name="masked"/>, the irqfd is detached
+    /// from its GSI, so writes to it accumulate in the eventfd; attaching it again delivers
+    /// what accumulated (KVM checks the eventfd when an irqfd is assigned). False if the route
+    /// cannot be bound.</summary>
+    bool Update(ulong address, uint data, bool masked);
 }
 
 /// <summary>A machine's hypervisor-side event plumbing for devices: ioeventfds and irqfd MSI
@@ -166,6 +178,7 @@ public sealed partial class HypervisorEvents : IIoEventRegistrar, IDisposable
     {
         private EventFd? _fd;
         private IVm? _boundTo;
+        private bool _attached;
         private uint _gsi;
         private ulong _address;
         private uint _data;
@@ -176,19 +189,67 @@ public sealed partial class HypervisorEvents : IIoEventRegistrar, IDisposable
         public bool Signal(ulong address, uint data)
         {
             // Serialised by the caller (the MSI-X capability's lock); binding takes the owner's gate.
+            return Attach(address, data) && _fd!.Signal();
+        }
+
+        public EventFd? IrqFd
+        {
+            get
+            {
+                if (_failed || !owner.IrqFdsEnabled)
+                {
+                    return null;
+                }
+                lock (owner._gate)
+                {
+                    try
+                    {
+                        return _fd ??= EventFd.Create();
+                    }
+                    catch (Interop.ErrnoException)
+                    {
+                        return null;
+                    }
+                }
+            }
+        }
+
+        public bool Update(ulong address, uint data, bool masked)
+        {
+            if (!masked)
+            {
+                return Attach(address, data);
+            }
+            lock (owner._gate)
+            {
+                if (_attached && ReferenceEquals(_boundTo, owner._vm))
+                {
+                    try
+                    {
+                        owner._vm.UnregisterIrqFd(_fd!, _gsi);
+                    }
+                    catch (Exception e) when (e is HypervisorException or Interop.ErrnoException)
+                    {
+                        LogIrqFdDetachFailed(owner._logger, _gsi, e.Message);
+                    }
+                }
+                _attached = false;
+                return !_failed;
+            }
+        }
+
+        private bool Attach(ulong address, uint data)
+        {
             if (_failed || !owner.IrqFdsEnabled)
             {
                 return false;
             }
             var vm = Volatile.Read(ref owner._vm);
-            if (!ReferenceEquals(_boundTo, vm) || address != _address || data != _data)
+            if (!ReferenceEquals(_boundTo, vm) || !_attached || address != _address || data != _data)
             {
-                if (!Bind(address, data))
-                {
-                    return false;
-                }
+                return Bind(address, data);
             }
-            return _fd!.Signal();
+            return true;
         }
 
         private bool Bind(ulong address, uint data)
@@ -201,7 +262,14 @@ public sealed partial class HypervisorEvents : IIoEventRegistrar, IDisposable
                     _fd ??= EventFd.Create();
                     if (ReferenceEquals(_boundTo, vm))
                     {
-                        vm.SetMsiRoute(_gsi, address, data);
+                        if (address != _address || data != _data)
+                        {
+                            vm.SetMsiRoute(_gsi, address, data);
+                        }
+                        if (!_attached)
+                        {
+                            vm.RegisterIrqFd(_fd, _gsi);
+                        }
                     }
                     else
                     {
@@ -209,6 +277,7 @@ public sealed partial class HypervisorEvents : IIoEventRegistrar, IDisposable
                         vm.RegisterIrqFd(_fd, _gsi);
                         _boundTo = vm;
                     }
+                    _attached = true;
                     _address = address;
                     _data = data;
                     return true;
@@ -226,14 +295,19 @@ public sealed partial class HypervisorEvents : IIoEventRegistrar, IDisposable
             }
         }
 
-        /// <summary>The VM that held the binding is gone; bind again on the next signal.</summary>
-        public void Unbind() => _boundTo = null;
+        /// <summary>The VM that held the binding is gone; bind again on the next signal or update.</summary>
+        public void Unbind()
+        {
+            _boundTo = null;
+            _attached = false;
+        }
 
         public void Dispose()
         {
             _fd?.Dispose();
             _fd = null;
             _boundTo = null;
+            _attached = false;
         }
     }
 
@@ -242,6 +316,9 @@ public sealed partial class HypervisorEvents : IIoEventRegistrar, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "ioeventfd for {Space} 0x{Address:X} could not be removed: {Reason}")]
     private static partial void LogUnregisterFailed(ILogger logger, IoEventSpace space, ulong address, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "irqfd for MSI route GSI {Gsi} could not be detached while its vector is masked: {Reason}")]
+    private static partial void LogIrqFdDetachFailed(ILogger logger, uint gsi, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "irqfd MSI routing refused ({Reason}); MSIs are delivered with KVM_SIGNAL_MSI (logged once)")]
     private static partial void LogIrqFdRefused(ILogger logger, string reason);

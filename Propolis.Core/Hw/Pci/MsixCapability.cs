@@ -39,6 +39,9 @@ public sealed class MsixCapability
     private readonly uint[] _table;
     private readonly ulong[] _pba;
     private readonly IMsiRoute?[] _routes;
+    /// <summary>Vectors whose irqfd was handed out (<see cref="AcquireIrqFd"/>): their routes follow the table eagerly.</summary>
+    private readonly bool[] _external;
+    private bool _anyExternal;
     private bool _enabled;
     private bool _functionMasked;
 
@@ -54,6 +57,7 @@ public sealed class MsixCapability
         _table = new uint[vectors * 4];
         _pba = new ulong[(vectors + 63) / 64];
         _routes = new IMsiRoute?[vectors];
+        _external = new bool[vectors];
         var config = device.ConfigBytes;
         BinaryPrimitives.WriteUInt16LittleEndian(config[(offset + MessageControl)..], (ushort)(vectors - 1));
         BinaryPrimitives.WriteUInt32LittleEndian(config[(offset + TableOffsetBir)..], tableOffset | (uint)tableBar);
@@ -115,6 +119,49 @@ public sealed class MsixCapability
         sink?.SignalMsi(address, data);
     }
 
+    /// <summary>The eventfd of <paramref name="vector"/>'s irqfd route, for a producer outside this
+    /// process's threads (vhost's call eventfd) that raises the vector by writing it. From this
+    /// call on the route follows the table entry as the guest writes it: a new message
+    /// reprograms the route at once, and while the vector is masked (its entry, the function
+    /// mask, or MSI-X disabled, §6.8.2.9) the irqfd is detached from its GSI so that writes wait
+    /// in the eventfd and are delivered when it is unmasked (standing in for the pending bit,
+    /// which does not show them). Null if the machine's MSI sink has no irqfd routes or the
+    /// vector is out of range.</summary>
+    public EventFd? AcquireIrqFd(int vector)
+    {
+        lock (_lock)
+        {
+            if ((uint)vector >= (uint)Vectors || _device.MsiSink is not IMsiRouteSource source)
+                return null;
+            var route = _routes[vector] ??= source.CreateMsiRoute();
+            var fd = route.IrqFd;
+            if (fd is null)
+                return null;
+            _external[vector] = true;
+            _anyExternal = true;
+            UpdateRouteLocked(vector);
+            return fd;
+        }
+    }
+
+    private void UpdateExternalRoutesLocked()
+    {
+        if (!_anyExternal)
+            return;
+        for (var v = 0; v < Vectors; v++)
+        {
+            if (_external[v])
+                UpdateRouteLocked(v);
+        }
+    }
+
+    private void UpdateRouteLocked(int vector)
+    {
+        var e = vector * 4;
+        var masked = !_enabled || _functionMasked || (_table[e + 3] & VectorControlMask) != 0;
+        _routes[vector]!.Update(((ulong)_table[e + 1] << 32) | _table[e], _table[e + 2], masked);
+    }
+
     /// <summary>Sends every pending vector that is no longer masked, clearing its pending bit.</summary>
     private void DeliverPendingLocked()
     {
@@ -147,6 +194,7 @@ public sealed class MsixCapability
         {
             _enabled = (control & ControlEnable) != 0;
             _functionMasked = (control & ControlFunctionMask) != 0;
+            UpdateExternalRoutesLocked();
             DeliverPendingLocked();
         }
     }
@@ -198,6 +246,7 @@ public sealed class MsixCapability
                         _ => current,
                     };
                 }
+                UpdateExternalRoutesLocked();
                 DeliverPendingLocked();
             }
             return true;
@@ -238,6 +287,7 @@ public sealed class MsixCapability
                 _table[v * 4 + 3] = VectorControlMask;
             _enabled = false;
             _functionMasked = false;
+            UpdateExternalRoutesLocked();
         }
     }
 }

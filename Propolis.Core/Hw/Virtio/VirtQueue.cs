@@ -15,6 +15,15 @@ public readonly record struct DescriptorChain(ushort Head, int SegmentCount, uin
 /// <summary>One used-ring element (§2.7.8): the chain's head id and the bytes the device wrote.</summary>
 public readonly record struct UsedElement(ushort Head, uint Length);
 
+/// <summary>Where a split virtqueue lives and where the device is in it: what another data path
+/// (vhost: VHOST_SET_VRING_NUM, _ADDR and _BASE) needs to take the queue over, and what it hands back.</summary>
+/// <param name="Size">The queue size (vring num).</param>
+/// <param name="DescriptorTable">Guest-physical address of the descriptor table.</param>
+/// <param name="AvailRing">Guest-physical address of the available ring (driver area).</param>
+/// <param name="UsedRing">Guest-physical address of the used ring (device area).</param>
+/// <param name="LastAvailIndex">The next available-ring index the device reads (vring base).</param>
+public readonly record struct VirtQueueRing(ushort Size, ulong DescriptorTable, ulong AvailRing, ulong UsedRing, ushort LastAvailIndex);
+
 /// <summary>Why a chain was refused. A refused chain whose head index is valid is returned to the
 /// driver with 0 bytes written; see <see cref="VirtQueue"/>.</summary>
 public enum ChainError : byte
@@ -179,6 +188,57 @@ public sealed unsafe class VirtQueue
 
     /// <summary>VIRTIO_F_INDIRECT_DESC was negotiated.</summary>
     public bool IndirectDescriptors { get; set; }
+
+    /// <summary>last_avail_idx: the next available-ring index the device reads (free-running,
+    /// modulo 2^16; vhost's vring base). Read it while nothing pops from the queue.</summary>
+    public ushort LastAvailIndex => _nextAvail;
+
+    /// <summary>The queue's rings and position while it is enabled, else null. Read it while
+    /// nothing pops from the queue (the device stopped it, see <see cref="VirtioNet.StopQueue"/>).</summary>
+    public VirtQueueRing? Ring
+    {
+        get
+        {
+            lock (_usedLock)
+            {
+                return _enabled && !_broken ? new VirtQueueRing(Size, DescriptorTableAddress, AvailRingAddress, UsedRingAddress, _nextAvail) : null;
+            }
+        }
+    }
+
+    /// <summary>Continues from where another data path left the queue: the device reads the
+    /// available ring from <paramref name="lastAvailIndex"/> on (vhost's VHOST_GET_VRING_BASE)
+    /// and publishes used elements after the ring's current used.idx. Call it while nothing pops
+    /// from or completes into the queue. False if the queue is not enabled.</summary>
+    public bool RestoreLastAvailIndex(ushort lastAvailIndex)
+    {
+        lock (_usedLock)
+        {
+            var r = _rings;
+            if (r is null || _broken)
+            {
+                return false;
+            }
+            _nextAvail = lastAvailIndex;
+            _nextUsed = Volatile.Read(ref Unsafe.AsRef<ushort>(r.Used + 2));
+            return true;
+        }
+    }
+
+    /// <summary>Sets up the queue as <paramref name="ring"/> describes and enables it, as the
+    /// driver's size, address and enable writes would, then continues from its last_avail_idx
+    /// (see <see cref="RestoreLastAvailIndex"/>). False (queue disabled) if the size is not one
+    /// the queue accepts or the rings are misaligned or outside RAM.</summary>
+    public bool TryRestoreRing(VirtQueueRing ring)
+    {
+        Disable();
+        if (!TrySetSize(ring.Size))
+        {
+            return false;
+        }
+        SetAddresses(ring.DescriptorTable, ring.AvailRing, ring.UsedRing);
+        return TryEnable() && RestoreLastAvailIndex(ring.LastAvailIndex);
+    }
 
     /// <summary>Chains refused since creation.</summary>
     public long MalformedChains => Interlocked.Read(ref _malformedChains);

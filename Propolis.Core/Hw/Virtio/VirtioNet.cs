@@ -126,7 +126,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         }
         foreach (var p in _pairs)
         {
-            p.Start();
+            p.StartThread();
         }
     }
 
@@ -244,12 +244,26 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         _backend.Configure(header, offloads);
         HeaderSize = header;
         MergeableRxBuffers = mrg;
-        _ctrlIndex = (features & VirtioNetSpec.FeatureMq) != 0 ? 2 * MaxQueuePairs : 2;
+        SetControlQueueIndex((features & VirtioNetSpec.FeatureMq) != 0 ? 2 * MaxQueuePairs : 2);
         foreach (var p in _pairs)
         {
             p.Configure(header, mrg, maxFrame);
         }
         SetActivePairs(1);
+    }
+
+    /// <summary>Called when the control queue's number changes (negotiation of
+    /// VIRTIO_NET_F_MQ, device reset), under the transport's lock: the PCI function registers the
+    /// doorbells again.</summary>
+    internal Action? ControlQueueMoved { get; set; }
+
+    private void SetControlQueueIndex(int index)
+    {
+        if (_ctrlIndex != index)
+        {
+            _ctrlIndex = index;
+            ControlQueueMoved?.Invoke();
+        }
     }
 
     /// <summary>The driver notified <paramref name="queue"/>: wakes its pair's I/O thread, or
@@ -279,7 +293,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         {
             q.Reset();
         }
-        _ctrlIndex = 2;
+        SetControlQueueIndex(2);
         Promiscuous = AllMulticast = false;
         MacTable = (0, 0);
         SetActivePairs(1);
@@ -426,6 +440,43 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         rest = data[(4 + 6 * entries)..];
         return true;
     }
+
+    // ---- handing data queues to another data path (vhost-net) ----
+
+    /// <summary>Stops this process's packet thread from touching data queue <paramref name="queue"/>
+    /// (receiveq 2i or transmitq 2i+1) until <see cref="StartQueue"/>: it no longer polls the
+    /// queue's <see cref="NotifyEventFd"/>, pops its chains, or reads (receive) or writes
+    /// (transmit) the backend descriptor of the pair. Returns once the thread has let go; chains it
+    /// had taken and not completed are given back (last_avail_idx moves back over them, see
+    /// <see cref="VirtQueue.LastAvailIndex"/>), a received frame waiting for buffers is dropped.
+    /// A device reset does not restart a stopped queue. False for the control queue or a queue
+    /// number the device does not have.</summary>
+    public bool StopQueue(int queue)
+    {
+        if ((uint)queue >= (uint)(2 * MaxQueuePairs))
+        {
+            return false;
+        }
+        _pairs[queue / 2].Stop(receive: queue % 2 == 0);
+        return true;
+    }
+
+    /// <summary>Gives data queue <paramref name="queue"/> back to the packet thread, which resumes
+    /// from the queue's <see cref="VirtQueue.LastAvailIndex"/> (restore it first with
+    /// <see cref="VirtQueue.RestoreLastAvailIndex"/> to where the other data path stopped).</summary>
+    public bool StartQueue(int queue)
+    {
+        if ((uint)queue >= (uint)(2 * MaxQueuePairs))
+        {
+            return false;
+        }
+        _pairs[queue / 2].Start(receive: queue % 2 == 0);
+        return true;
+    }
+
+    /// <summary>True while <see cref="StopQueue"/> keeps the packet thread away from <paramref name="queue"/>.</summary>
+    public bool IsQueueStopped(int queue) =>
+        (uint)queue < (uint)(2 * MaxQueuePairs) && _pairs[queue / 2].IsStopped(receive: queue % 2 == 0);
 
     /// <summary>Lifecycle pause: no frame moves and no interrupt is raised until <see cref="Resume"/>;
     /// returns when every queue pair's thread has finished its batch.</summary>

@@ -38,6 +38,13 @@ internal sealed unsafe class NetQueuePair : IDisposable
     private volatile bool _stopping;
     private volatile bool _paused;
 
+    // Queues handed to another data path (StopQueue): the thread neither polls nor touches them.
+    // _epoch counts changes; the thread publishes in _seenEpoch the one its poll set reflects.
+    private volatile bool _rxStopped;
+    private volatile bool _txStopped;
+    private int _epoch;
+    private int _seenEpoch;
+
     // Negotiated framing (set by Configure under _ioLock).
     private int _header = VirtioNetSpec.Header.Size;
     private bool _mergeable;
@@ -49,6 +56,7 @@ internal sealed unsafe class NetQueuePair : IDisposable
     private bool _txHeld;
     private DescriptorChain _txChain;
     private int _txGeneration;
+    private ushort _txAvailIndex;
 
     // Receive: chains popped ahead of the frame they will hold, their segments stored back to back.
     private struct HeldChain
@@ -57,6 +65,8 @@ internal sealed unsafe class NetQueuePair : IDisposable
         public int SegmentStart;
         public int SegmentCount;
         public uint Writable;
+        /// <summary>The available-ring index the chain was taken from.</summary>
+        public ushort AvailIndex;
     }
 
     private readonly ChainSegment[] _rxSegments = new ChainSegment[MaxIov];
@@ -103,7 +113,79 @@ internal sealed unsafe class NetQueuePair : IDisposable
     public long RxFrames => Interlocked.Read(ref _rxFrames);
     public long RxDropped => Interlocked.Read(ref _rxDropped);
 
-    public void Start() => _thread.Start();
+    public void StartThread() => _thread.Start();
+
+    public bool IsStopped(bool receive) => receive ? _rxStopped : _txStopped;
+
+    /// <summary>Hands the receive or transmit queue to another data path: returns once the thread
+    /// polls neither its notify eventfd nor the backend for it, with the chains it held given back.</summary>
+    public void Stop(bool receive)
+    {
+        if (receive) { _rxStopped = true; } else { _txStopped = true; }
+        var epoch = Interlocked.Increment(ref _epoch);
+        _wake.Signal();
+        // The thread acknowledges the epoch after building its next poll set (or is not running).
+        SpinWait.SpinUntil(() => Volatile.Read(ref _seenEpoch) >= epoch || _stopping || !_thread.IsAlive);
+        lock (_ioLock)
+        {
+            if (receive)
+            {
+                GiveBackRx();
+            }
+            else
+            {
+                GiveBackTx();
+            }
+        }
+    }
+
+    /// <summary>Takes the queue back (see <see cref="VirtioNet.StartQueue"/>).</summary>
+    public void Start(bool receive)
+    {
+        if (receive) { _rxStopped = false; } else { _txStopped = false; }
+        Interlocked.Increment(ref _epoch);
+        _wake.Signal();
+    }
+
+    /// <summary>Receive chains popped and not completed go back to the driver's ring: last_avail_idx
+    /// moves back to the first of them, when they are all that was taken since. (A chain refused
+    /// in between was completed already and cannot be taken twice: then the held chains are
+    /// completed with 0 bytes, which a driver drops as a runt frame.)</summary>
+    private void GiveBackRx()
+    {
+        if (_heldCount > 0 && _rx.Generation == _rxGeneration)
+        {
+            if ((ushort)(_rx.LastAvailIndex - _held[0].AvailIndex) == _heldCount)
+            {
+                _rx.RestoreLastAvailIndex(_held[0].AvailIndex);
+            }
+            else
+            {
+                for (var i = 0; i < _heldCount; i++)
+                {
+                    _used[i] = new UsedElement(_held[i].Head, 0);
+                }
+                _rx.PushUsedBatch(_used.AsSpan(0, _heldCount), _rxGeneration);
+            }
+        }
+        if (_bounceLength > 0)
+        {
+            Interlocked.Increment(ref _rxDropped);
+        }
+        _heldCount = _heldSegments = 0;
+        _heldWritable = 0;
+        _bounceLength = 0;
+    }
+
+    /// <summary>The transmit chain waiting for the backend goes back to the ring (it is always the last one taken).</summary>
+    private void GiveBackTx()
+    {
+        if (_txHeld && _tx.Generation == _txGeneration && (ushort)(_tx.LastAvailIndex - 1) == _txAvailIndex)
+        {
+            _tx.RestoreLastAvailIndex(_txAvailIndex);
+        }
+        _txHeld = false;
+    }
 
     public void Wake() => _wake.Signal();
 
@@ -168,14 +250,28 @@ internal sealed unsafe class NetQueuePair : IDisposable
         var rxWake = true;
         while (!_stopping)
         {
+            var epoch = Volatile.Read(ref _epoch);
+            var rxOn = !_rxStopped;
+            var txOn = !_txStopped;
+            fds[1].fd = rxOn ? RxNotify.Handle.Fd : -1;
+            fds[2].fd = txOn ? TxNotify.Handle.Fd : -1;
+            fds[1].revents = fds[2].revents = 0;
+            if (epoch != _seenEpoch)
+            {
+                // A queue was stopped or started: look at everything again.
+                Volatile.Write(ref _seenEpoch, epoch);
+                txMore = txOn;
+                rxWake = rxOn;
+                rxState = RxState.NeedBuffers;
+            }
             var active = !_paused && _device.IsPairActive(_index);
             var timeout = -1;
             if (active)
             {
-                timeout = txMore || rxState == RxState.More || rxWake ? 0 : -1;
+                timeout = (txOn && txMore) || (rxOn && (rxState == RxState.More || rxWake)) ? 0 : -1;
                 short events = 0;
-                if (rxState == RxState.BackendEmpty) { events |= Tun.POLLIN; }
-                if (_txHeld) { events |= Tun.POLLOUT; }
+                if (rxOn && rxState == RxState.BackendEmpty) { events |= Tun.POLLIN; }
+                if (txOn && _txHeld) { events |= Tun.POLLOUT; }
                 fds[3].fd = events != 0 ? _fd : -1;
                 fds[3].events = events;
             }
@@ -201,15 +297,15 @@ internal sealed unsafe class NetQueuePair : IDisposable
             if ((fds[3].revents & (Tun.POLLIN | Tun.POLLERR | Tun.POLLHUP)) != 0) { rxWake = true; }
             lock (_ioLock)
             {
-                if (_paused)
+                if (_paused || epoch != Volatile.Read(ref _epoch))
                 {
-                    continue;
+                    continue;   // a queue is being stopped: its owner waits for the new poll set
                 }
-                if (txMore)
+                if (txMore && txOn)
                 {
                     txMore = ProcessTx();
                 }
-                if (rxWake || rxState == RxState.More)
+                if (rxOn && (rxWake || rxState == RxState.More))
                 {
                     rxState = ProcessRx();
                     rxWake = false;
@@ -256,6 +352,7 @@ internal sealed unsafe class NetQueuePair : IDisposable
             }
             _txChain = chain;
             _txGeneration = _tx.Generation;
+            _txAvailIndex = (ushort)(_tx.LastAvailIndex - 1);
             _txHeld = true;
             if (!TrySend())
             {
@@ -423,7 +520,11 @@ internal sealed unsafe class NetQueuePair : IDisposable
             {
                 _rxGeneration = _rx.Generation;
             }
-            _held[_heldCount++] = new HeldChain { Head = chain.Head, SegmentStart = _heldSegments, SegmentCount = chain.SegmentCount, Writable = chain.WritableLength };
+            _held[_heldCount++] = new HeldChain
+            {
+                Head = chain.Head, SegmentStart = _heldSegments, SegmentCount = chain.SegmentCount, Writable = chain.WritableLength,
+                AvailIndex = (ushort)(_rx.LastAvailIndex - 1),
+            };
             _heldSegments += chain.SegmentCount;
             _heldWritable += chain.WritableLength;
         }

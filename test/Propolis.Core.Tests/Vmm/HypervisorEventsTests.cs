@@ -24,6 +24,29 @@ public sealed class HypervisorEventsTests
     }
 
     [Fact]
+    public void AnUpdatedRouteCarriesTheMessageAtOnceAndDetachesItsIrqfdWhileMasked()
+    {
+        var vm = new RecordingVm();
+        using var events = new HypervisorEvents(vm);
+        var route = events.CreateMsiRoute();
+        var fd = route.IrqFd;
+        Assert.NotNull(fd);
+        Assert.Same(fd, route.IrqFd);
+        Assert.True(route.Update(0, 0, masked: true));             // never bound: nothing to detach
+        Assert.Empty(vm.Log);
+
+        Assert.True(route.Update(0xFEE0_0000, 0x41, masked: false));
+        Assert.Same(fd, vm.IrqFds[24]);                             // the fd handed out is the one KVM watches
+        Assert.True(route.Update(0xFEE0_0000, 0x41, masked: false)); // unchanged: no ioctl
+        Assert.True(route.Update(0xFEE0_0000, 0x41, masked: true));
+        Assert.True(route.Update(0xFEE0_1000, 0x42, masked: false));
+        Assert.Equal(["alloc 24 FEE00000/41", "irqfd 24", "-irqfd 24", "set 24 FEE01000/42", "irqfd 24"], vm.Log);
+        // A signal from this process uses the same binding.
+        Assert.True(route.Signal(0xFEE0_1000, 0x42));
+        Assert.Equal(5, vm.Log.Count);
+    }
+
+    [Fact]
     public void RetargetMovesDoorbellsAndRebindsRoutesToTheNewVm()
     {
         var first = new RecordingVm();

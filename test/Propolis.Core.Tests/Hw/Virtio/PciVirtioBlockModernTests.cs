@@ -13,54 +13,24 @@ namespace Propolis.Core.Tests.Hw.Virtio;
 /// ioeventfds and its irqfd MSI-X delivery, driven as Linux's virtio_pci_modern does.</summary>
 public sealed class PciVirtioBlockModernTests : IDisposable
 {
-    private const ushort IoBase = 0xC000;
-    private const ulong MsixBase = 0xC010_0000;
-    private const ulong ModernBase = 0xC020_0000;
+    private const ushort IoBase = VirtioPciHarness.IoBase;
+    private const ulong ModernBase = VirtioPciHarness.ModernBase;
 
     private readonly GuestMemory _mem = GuestMemory.Allocate(MemoryLayout.FromRegions([(0, 0x10_0000)]));
-    private readonly PortIoBus _pio = new();
-    private readonly MmioBus _mmio = new();
-    private readonly RouteSink _sink = new();
-    private readonly FakeRegistrar _registrar = new();
+    private readonly VirtioPciHarness _h = new();
     private readonly FakeBlockBackend _backend = new(1 << 20);
-    private readonly PciBus _bus;
     private readonly PciVirtioBlock _dev;
 
     public PciVirtioBlockModernTests()
     {
-        _bus = new PciBus(_pio, _mmio, _sink) { IoEvents = _registrar };
         _dev = new PciVirtioBlock(_mem, _backend, new VirtioBlockOptions { QueueSize = 128, Serial = "modern-disk" });
-        _bus.Attach(_dev, 4, 0);
-        _dev.ConfigWriteDword(PciHeader.Bar0, IoBase);
-        _dev.ConfigWriteDword(PciHeader.Bar0 + 4, (uint)MsixBase);
-        _dev.ConfigWriteDword(PciHeader.Bar0 + 16, (uint)ModernBase);
-        _dev.ConfigWrite(PciHeader.Command, [(byte)(PciCommand.IoSpace | PciCommand.MemorySpace | PciCommand.BusMaster), 0]);
+        _h.Attach(_dev, 4);
     }
 
     public void Dispose()
     {
         _dev.Dispose();
         _mem.Dispose();
-    }
-
-    /// <summary>Every virtio_pci_cap in the capability list: (cfg_type, bar, offset, length).</summary>
-    private List<(byte Type, byte Bar, uint Offset, uint Length)> VirtioCaps()
-    {
-        var caps = new List<(byte, byte, uint, uint)>();
-        var at = (int)(_dev.ConfigReadDword(PciHeader.CapabilitiesPointer) & 0xFF);
-        while (at != 0)
-        {
-            var head = _dev.ConfigReadDword(at);
-            if ((head & 0xFF) == PciCapabilityId.VendorSpecific)
-            {
-                Assert.Equal((head >> 16) & 0xFF, (head >> 24) is VirtioPciLayout.CapNotifyCfg or VirtioPciLayout.CapPciCfg ? 20u : 16u);   // cap_len
-                caps.Add(((byte)(head >> 24), (byte)_dev.ConfigReadDword(at + 4), _dev.ConfigReadDword(at + 8), _dev.ConfigReadDword(at + 12)));
-                if ((head >> 24) == VirtioPciLayout.CapNotifyCfg)
-                    Assert.Equal(VirtioPciLayout.NotifyOffMultiplier, _dev.ConfigReadDword(at + 16));
-            }
-            at = (int)((head >> 8) & 0xFF);
-        }
-        return caps;
     }
 
     [Fact]
@@ -73,32 +43,17 @@ public sealed class PciVirtioBlockModernTests : IDisposable
             (VirtioPciLayout.CapIsrCfg, (byte)4, 0x1000u, 1u),
             (VirtioPciLayout.CapDeviceCfg, (byte)4, 0x2000u, (uint)Config.Size),
             (VirtioPciLayout.CapPciCfg, (byte)0, 0u, 0u),
-        ], VirtioCaps());
+        ], PciVirtioNetModernTests.VirtioCaps(_dev));
         Assert.Equal(0x4000UL, _dev.GetBar(4)!.Size);
         // The MSI-X capability is still in the chain.
         Assert.NotNull(_dev.Msix);
     }
 
-    private void W(ulong offset, int width, uint value)
-    {
-        Span<byte> b = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
-        _mmio.Write(ModernBase + offset, b[..width]);
-    }
+    private void W(ulong offset, int width, uint value) => _h.W(offset, width, value);
 
-    private uint R(ulong offset, int width)
-    {
-        Span<byte> b = stackalloc byte[4];
-        _mmio.Read(ModernBase + offset, b[..width]);
-        return BinaryPrimitives.ReadUInt32LittleEndian(b);
-    }
+    private uint R(ulong offset, int width) => _h.R(offset, width);
 
-    private void Msix32(ulong offset, uint value)
-    {
-        Span<byte> b = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
-        _mmio.Write(MsixBase + offset, b);
-    }
+    private void Msix32(ulong offset, uint value) => _h.Msix32(offset, value);
 
     private const ulong Desc = 0x1_0000, Avail = 0x1_1000, Used = 0x1_2000;
 
@@ -155,16 +110,16 @@ public sealed class PciVirtioBlockModernTests : IDisposable
         Assert.Equal(1, UsedIdx);
         Assert.Equal("modern-disk"u8.ToArray().Concat(new byte[9]), MockDriver.Bytes(_mem, 0x4_1000, 20));
         // Delivered by the vector's route, not by a direct MSI.
-        Assert.Equal([(0xFEE0_0000UL, 0x41u)], _sink.RouteSignals);
-        Assert.Empty(_sink.Direct);
+        Assert.Equal([(0xFEE0_0000UL, 0x41u)], _h.Sink.RouteSignals);
+        Assert.Empty(_h.Sink.Direct);
 
         // The guest moves the vector: the next interrupt reprograms the route first.
         Msix32(16 + 8, 0x42);
         PublishGetId(2);
         W(0x3000, 2, 0);
         Assert.Equal(2, UsedIdx);
-        Assert.Equal((0xFEE0_0000UL, 0x42u), _sink.RouteSignals[^1]);
-        Assert.Equal(1, _sink.RoutesCreated);
+        Assert.Equal((0xFEE0_0000UL, 0x42u), _h.Sink.RouteSignals[^1]);
+        Assert.Equal(1, _h.Sink.RoutesCreated);
     }
 
     [Fact]
@@ -202,20 +157,20 @@ public sealed class PciVirtioBlockModernTests : IDisposable
     [Fact]
     public void DoorbellsAreWatchedWhereTheBarsAreAndFollowThem()
     {
-        Assert.Contains((IoEventSpace.Port, (ulong)IoBase + 0x10, 2, (ulong?)0), _registrar.Active);
-        Assert.Contains((IoEventSpace.Mmio, ModernBase + 0x3000, 2, (ulong?)null), _registrar.Active);
+        Assert.Contains((IoEventSpace.Port, (ulong)IoBase + 0x10, 2, (ulong?)0), _h.Registrar.Active);
+        Assert.Contains((IoEventSpace.Mmio, ModernBase + 0x3000, 2, (ulong?)null), _h.Registrar.Active);
         Assert.Equal(2, _dev.IoEventDoorbells);
 
         // Memory decoding off: the modern doorbell is no longer watched; the legacy one stays.
         _dev.ConfigWrite(PciHeader.Command, [(byte)(PciCommand.IoSpace | PciCommand.BusMaster), 0]);
-        Assert.DoesNotContain(_registrar.Active, a => a.Space == IoEventSpace.Mmio);
-        Assert.Single(_registrar.Active);
+        Assert.DoesNotContain(_h.Registrar.Active, a => a.Space == IoEventSpace.Mmio);
+        Assert.Single(_h.Registrar.Active);
 
         // Moved and re-enabled: watched at the new address.
         _dev.ConfigWriteDword(PciHeader.Bar0 + 16, 0xC030_0000);
         _dev.ConfigWrite(PciHeader.Command, [(byte)(PciCommand.IoSpace | PciCommand.MemorySpace | PciCommand.BusMaster), 0]);
-        Assert.Contains((IoEventSpace.Mmio, 0xC030_3000UL, 2, (ulong?)null), _registrar.Active);
-        Assert.Equal(2, _registrar.Active.Count);
+        Assert.Contains((IoEventSpace.Mmio, 0xC030_3000UL, 2, (ulong?)null), _h.Registrar.Active);
+        Assert.Equal(2, _h.Registrar.Active.Count);
     }
 
     [Fact]
@@ -223,7 +178,7 @@ public sealed class PciVirtioBlockModernTests : IDisposable
     {
         ModernBringUp();
         PublishGetId(1);
-        var fd = _registrar.FdAt(IoEventSpace.Mmio, ModernBase + 0x3000);
+        var fd = _h.Registrar.FdAt(IoEventSpace.Mmio, ModernBase + 0x3000);
         Assert.True(fd.Signal());   // what KVM does on the guest's notify write
         Assert.True(SpinWait.SpinUntil(() => UsedIdx == 1, TimeSpan.FromSeconds(30)));
         Assert.Equal("modern-disk"u8.ToArray().Concat(new byte[9]), MockDriver.Bytes(_mem, 0x4_1000, 20));
@@ -238,52 +193,5 @@ public sealed class PciVirtioBlockModernTests : IDisposable
         dev.ConfigWriteDword(PciHeader.Bar0, 0xD000);
         dev.ConfigWrite(PciHeader.Command, [(byte)PciCommand.IoSpace, 0]);
         Assert.Equal(0, dev.IoEventDoorbells);
-    }
-
-    private sealed class RouteSink : IMsiSink, IMsiRouteSource
-    {
-        public List<(ulong, uint)> Direct { get; } = [];
-        public List<(ulong Address, uint Data)> RouteSignals { get; } = [];
-        public int RoutesCreated;
-
-        public bool SignalMsi(ulong address, uint data)
-        {
-            lock (Direct) Direct.Add((address, data));
-            return true;
-        }
-
-        public IMsiRoute CreateMsiRoute()
-        {
-            RoutesCreated++;
-            return new Route(this);
-        }
-
-        private sealed class Route(RouteSink sink) : IMsiRoute
-        {
-            public bool Signal(ulong address, uint data)
-            {
-                lock (sink.RouteSignals) sink.RouteSignals.Add((address, data));
-                return true;
-            }
-        }
-    }
-
-    private sealed class FakeRegistrar : IIoEventRegistrar
-    {
-        private readonly List<(EventFd Fd, IoEventSpace Space, ulong Address, int Length, ulong? Match)> _active = [];
-
-        public List<(IoEventSpace Space, ulong Address, int Length, ulong? Match)> Active =>
-            [.. _active.Select(a => (a.Space, a.Address, a.Length, a.Match))];
-
-        public EventFd FdAt(IoEventSpace space, ulong address) => _active.Single(a => a.Space == space && a.Address == address).Fd;
-
-        public bool TryRegister(EventFd eventFd, IoEventSpace space, ulong address, int length, ulong? dataMatch)
-        {
-            _active.Add((eventFd, space, address, length, dataMatch));
-            return true;
-        }
-
-        public void Unregister(EventFd eventFd, IoEventSpace space, ulong address, int length, ulong? dataMatch) =>
-            Assert.Equal(1, _active.RemoveAll(a => a.Fd == eventFd && a.Space == space && a.Address == address && a.Length == length && a.Match == dataMatch));
     }
 }

@@ -86,7 +86,8 @@ internal sealed class NetDriver
     private ushort _availIdx;
     private ushort _usedSeen;
 
-    public NetDriver(GuestMemory mem, VirtQueue q, ulong ringBase, ushort size)
+    /// <param name="configure">False when the test configures the queue itself (through the transport's registers).</param>
+    public NetDriver(GuestMemory mem, VirtQueue q, ulong ringBase, ushort size, bool configure = true)
     {
         _mem = mem;
         _q = q;
@@ -94,9 +95,12 @@ internal sealed class NetDriver
         Desc = ringBase;
         Avail = ringBase + 16UL * size;
         Used = (Avail + 6 + 2UL * size + 4095) & ~4095UL;
-        Assert.True(q.TrySetSize(size));
-        q.SetAddresses(Desc, Avail, Used);
-        Assert.True(q.TryEnable());
+        if (configure)
+        {
+            Assert.True(q.TrySetSize(size));
+            q.SetAddresses(Desc, Avail, Used);
+            Assert.True(q.TryEnable());
+        }
     }
 
     public ushort Size { get; }

@@ -60,7 +60,7 @@ internal sealed class VirtioNetDevice : ILifecycle, IDisposable
         }
         catch (NetBackendException e)
         {
-            logger.LogInformation("vhost-net not used: {Reason}; packet I/O in this process's threads (`vhost = false` skips trying)", e.Message);
+            logger.LogInformation("vhost-net not used: {Reason}; the userspace packet threads move the frames (`vhost = false` skips trying)", e.Message);
             return null;
         }
     }
@@ -111,7 +111,7 @@ internal sealed class VirtioNetDevice : ILifecycle, IDisposable
             logger.LogInformation("{Tap}, mac {Mac}, mtu {Mtu}, {Pairs} queue pair(s); {Path}",
                 tap.Description, Values.FormatMac(mac), tap.Mtu, options.MaxQueuePairs,
                 vhost is not null ? "vhost-net moves the packets once the driver starts the device"
-                    : c.Vhost == VhostNetMode.Off ? "packet I/O in this process's threads (vhost = false)" : "packet I/O in this process's threads");
+                    : c.Vhost == VhostNetMode.Off ? "the userspace packet threads move the frames (vhost = false)" : "the userspace packet threads move the frames");
             return new VirtioNetDevice(c.Name, tap, vhost, pci, logger);
         }
         catch

@@ -304,7 +304,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
                 pairs++;
             }
         }
-        _logger?.LogInformation("packet I/O in this process's threads: {Pairs} queue pair(s)", pairs);
+        _logger?.LogInformation("userspace packet threads: {Pairs} queue pair(s)", pairs);
     }
 
     public void Reset()

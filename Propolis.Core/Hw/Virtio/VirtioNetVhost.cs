@@ -205,7 +205,7 @@ public sealed class VirtioNetVhost : IDisposable
     private void Fallback(string reason, LogLevel level = LogLevel.Warning)
     {
         FallbackReason = reason;
-        _logger?.Log(level, "vhost-net not used while this driver runs the device: {Reason}; packet I/O in this process's threads", reason);
+        _logger?.Log(level, "vhost-net not used while this driver runs the device: {Reason}; the userspace packet threads move the frames", reason);
     }
 
     private void TakeBackLocked()

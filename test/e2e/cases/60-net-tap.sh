@@ -42,7 +42,7 @@ if [ -c /dev/vhost-net ]; then
     path_re='vhost-net: 2 queue pair'
 else
     note "no /dev/vhost-net here: the packet threads carry the traffic"
-    path_re="packet I/O in this process's threads"
+    path_re='userspace packet threads: 2 queue pair'
 fi
 vmm_log_has() { # REGEX COUNT: the vmm log has COUNT lines matching REGEX (after up to 10 s)
     local deadline=$((SECONDS + 10))
@@ -52,7 +52,7 @@ vmm_log_has() { # REGEX COUNT: the vmm log has COUNT lines matching REGEX (after
     done
 }
 vmm_log_has "$path_re" 1 || fail "the log does not say '$path_re' (see vmm.log)"
-note "data path: $(grep -o "$path_re.*" "$E2E_ARTIFACTS/vmm.log" | head -n 1)"
+note "data path: $(grep -o "$path_re[^\"]*" "$E2E_ARTIFACTS/vmm.log" | head -n 1)"
 
 shell 'cat /sys/class/net/eth0/address' '^[0-9a-f:]+$'
 [ "$CONSOLE_MATCH" = 02:00:00:00:00:15 ] || fail "eth0 has MAC $CONSOLE_MATCH, configured 02:00:00:00:00:15"
@@ -126,7 +126,7 @@ in_ns ip link show ptap9 | grep -q '[<,]UP[,>]' || fail "ptap9 was created but i
 grep -q 'created tap ptap9' "$E2E_ARTIFACTS/vmm2.log" || fail "no log line about creating ptap9"
 in_ns ip addr add 10.0.9.1/24 dev ptap9
 boot_to_shell 240
-grep -q "packet I/O in this process's threads" "$E2E_ARTIFACTS/vmm2.log" || fail "vhost = false, but the log does not say the packet threads carry the traffic (see vmm2.log)"
+grep -q 'userspace packet threads: 1 queue pair' "$E2E_ARTIFACTS/vmm2.log" || fail "vhost = false, but the log does not say the packet threads carry the traffic (see vmm2.log)"
 if grep -q 'vhost-net: [0-9]* queue pair' "$E2E_ARTIFACTS/vmm2.log"; then fail "vhost = false, but the log says vhost-net is used"; fi
 shell 'ip addr add 10.0.9.15/24 dev eth0 && ip link set eth0 up && ping -c 3 -W 5 10.0.9.1 | grep -o "[0-9]* packets received"' '^[0-9]+ packets received$' 60
 [ "$CONSOLE_MATCH" = "3 packets received" ] || fail "vhost = false: guest -> host ping: $CONSOLE_MATCH"

@@ -206,42 +206,121 @@ public sealed class VirtioNetVhostTests : IDisposable
         Assert.True(_mem.TryFill(a, (int)length, fill));
         return a;
     }
+}
 
-    private sealed class FakeVhost(int pairs) : IVhostNetBackend
+/// <summary>The kernel side, recorded: what it was given, and the bases it hands back.</summary>
+internal sealed class FakeVhost(int pairs) : IVhostNetBackend
+{
+    public int Pairs => pairs;
+    public ulong Offered { get; set; } = ~0UL;
+    public Action<int>? RingError { get; set; }
+    public int? FailOnPair { get; set; }
+    public List<(int Pair, ulong Features, VhostQueue Rx, VhostQueue Tx, int TapFd)> Started { get; } = [];
+    public List<int> Stopped { get; } = [];
+    public Dictionary<int, (ushort Rx, ushort Tx)> Bases { get; } = [];
+    private readonly HashSet<int> _running = [];
+
+    public string? CannotServe(ulong negotiated, ulong ringFeatures)
     {
-        public int Pairs => pairs;
-        public ulong Offered { get; set; } = ~0UL;
-        public Action<int>? RingError { get; set; }
-        public int? FailOnPair { get; set; }
-        public List<(int Pair, ulong Features, VhostQueue Rx, VhostQueue Tx, int TapFd)> Started { get; } = [];
-        public List<int> Stopped { get; } = [];
-        public Dictionary<int, (ushort Rx, ushort Tx)> Bases { get; } = [];
-        private readonly HashSet<int> _running = [];
+        var missing = negotiated & ringFeatures & ~Offered;
+        return missing == 0 ? null : $"missing 0x{missing:X}";
+    }
 
-        public string? CannotServe(ulong negotiated, ulong ringFeatures)
+    public void Start(int pair, ulong negotiatedFeatures, in VhostQueue rx, in VhostQueue tx, int tapQueueFd)
+    {
+        if (pair == FailOnPair)
         {
-            var missing = negotiated & ringFeatures & ~Offered;
-            return missing == 0 ? null : $"missing 0x{missing:X}";
+            throw new NetBackendException("vhost-net: VHOST_SET_VRING_ADDR failed: Invalid argument (EINVAL) while giving it the rings");
         }
+        Started.Add((pair, negotiatedFeatures, rx, tx, tapQueueFd));
+        _running.Add(pair);
+    }
 
-        public void Start(int pair, ulong negotiatedFeatures, in VhostQueue rx, in VhostQueue tx, int tapQueueFd)
+    public (ushort Rx, ushort Tx)? Stop(int pair)
+    {
+        if (!_running.Remove(pair))
         {
-            if (pair == FailOnPair)
-            {
-                throw new NetBackendException("vhost-net: VHOST_SET_VRING_ADDR failed: Invalid argument (EINVAL) while giving it the rings");
-            }
-            Started.Add((pair, negotiatedFeatures, rx, tx, tapQueueFd));
-            _running.Add(pair);
+            return null;
         }
+        Stopped.Add(pair);
+        return Bases.TryGetValue(pair, out var b) ? b : (Started.Last(s => s.Pair == pair).Rx.NextAvail, Started.Last(s => s.Pair == pair).Tx.NextAvail);
+    }
+}
 
-        public (ushort Rx, ushort Tx)? Stop(int pair)
+/// <summary>The hand-over driven through the PCI function as Linux's virtio_pci_modern drives it:
+/// DRIVER_OK gives the kernel the doorbell eventfds and the irqfds of the vectors the driver
+/// chose; status 0 takes the queues back.</summary>
+public sealed class PciVirtioNetVhostTests : IDisposable
+{
+    private readonly GuestMemory _mem = GuestMemory.Allocate(MemoryLayout.FromRegions([(0, 0x40_0000)]));
+    private readonly VirtioPciHarness _h = new();
+    private readonly SocketPairBackend _backend = new(queues: 2);
+    private readonly PciVirtioNet _dev;
+    private readonly FakeVhost _vhost = new(2);
+
+    public PciVirtioNetVhostTests()
+    {
+        _dev = new PciVirtioNet(_mem, _backend, new VirtioNetOptions { MaxQueuePairs = 2, RxQueueSize = 64, TxQueueSize = 64 });
+        _h.Attach(_dev, 5);
+        _dev.AttachVhost(_vhost, _backend);
+    }
+
+    public void Dispose()
+    {
+        _dev.Dispose();
+        foreach (var r in _h.Sink.Routes) { r.Dispose(); }
+        _backend.Dispose();
+        _mem.Dispose();
+    }
+
+    private void W(ulong offset, int width, uint value) => _h.W(offset, width, value);
+
+    [Fact]
+    public void DriverOkHandsTheDataQueuesOverAndDeviceResetTakesThemBack()
+    {
+        const ulong features = VirtioFeatures.Version1 | FeatureMac | FeatureCtrlVq;
+        _dev.ConfigWrite(_dev.Msix!.Offset + 2, [0x00, 0x80]);   // MSI-X enable
+        for (var v = 1; v <= 2; v++)
         {
-            if (!_running.Remove(pair))
-            {
-                return null;
-            }
-            Stopped.Add(pair);
-            return Bases.TryGetValue(pair, out var b) ? b : (Started.Last(s => s.Pair == pair).Rx.NextAvail, Started.Last(s => s.Pair == pair).Tx.NextAvail);
+            _h.Msix32(16UL * (ulong)v, 0xFEE0_0000);
+            _h.Msix32(16UL * (ulong)v + 8, 0x40u + (uint)v);
+            _h.Msix32(16UL * (ulong)v + 12, 0);
         }
+        W(0x14, 1, 1 | 2);
+        W(0x08, 4, 0); W(0x0C, 4, unchecked((uint)features));
+        W(0x08, 4, 1); W(0x0C, 4, (uint)(features >> 32));
+        W(0x14, 1, 1 | 2 | 8);
+        var drivers = new NetDriver[2];
+        for (var q = 0; q < 2; q++)
+        {
+            W(0x16, 2, (uint)q);
+            W(0x18, 2, 64);
+            W(0x1A, 2, (uint)(q + 1));
+            drivers[q] = new NetDriver(_mem, _dev.Net.Queues[q], 0x1_0000 + 0x1_0000UL * (ulong)q, 64, configure: false);
+            W(0x20, 4, (uint)drivers[q].Desc); W(0x24, 4, 0);
+            W(0x28, 4, (uint)drivers[q].Avail); W(0x2C, 4, 0);
+            W(0x30, 4, (uint)drivers[q].Used); W(0x34, 4, 0);
+            W(0x1C, 2, 1);
+        }
+        Assert.Empty(_vhost.Started);
+
+        W(0x14, 1, 1 | 2 | 8 | 4);   // DRIVER_OK
+
+        var s = Assert.Single(_vhost.Started);   // no MQ: one pair
+        Assert.Equal(0, s.Pair);
+        Assert.Equal(_backend.QueueDescriptor(0), s.TapFd);
+        Assert.Same(_dev.KickEventFd(0), s.Rx.Kick);
+        Assert.Same(_dev.KickEventFd(1), s.Tx.Kick);
+        Assert.Same(_dev.VectorIrqFd(1), s.Rx.Call);
+        Assert.Same(_dev.VectorIrqFd(2), s.Tx.Call);
+        Assert.Equal((drivers[1].Desc, drivers[1].Avail, drivers[1].Used), (s.Tx.DescriptorTable, s.Tx.AvailRing, s.Tx.UsedRing));
+        Assert.Equal(1, _dev.Vhost!.RunningPairs);
+        Assert.True(_dev.Net.IsQueueStopped(0) && _dev.Net.IsQueueStopped(1));
+
+        W(0x14, 1, 0);   // device reset
+
+        Assert.Equal([0], _vhost.Stopped);
+        Assert.Equal(0, _dev.Vhost.RunningPairs);
+        Assert.False(_dev.Net.IsQueueStopped(0) || _dev.Net.IsQueueStopped(1));
     }
 }

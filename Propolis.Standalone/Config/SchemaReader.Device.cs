@@ -165,9 +165,16 @@ internal sealed partial class SchemaReader
                 mac = null;
             }
         }
+        // Not in propolis (viona is always in-kernel on illumos): on Linux the in-kernel path is vhost-net.
+        var vhost = r.Bool("vhost") switch
+        {
+            true => VhostNetMode.Required,
+            false => VhostNetMode.Off,
+            null => VhostNetMode.Auto,
+        };
         if (pci is not { } p || vnic is null)
             return null;
-        return new VirtioNetDeviceConfig(name, p, vnic, rx, tx, copy, (ushort)pad, mac);
+        return new VirtioNetDeviceConfig(name, p, vnic, rx, tx, copy, (ushort)pad, mac, vhost);
     }
 
     private static VirtioSocketDeviceConfig? ReadVsock(TableReader r, string name, PciPath? pci)

@@ -28,7 +28,7 @@ internal sealed partial class SchemaReader
     {
         ("pci-nvme", new[] { "block_dev", "pci-path" }),
         ("pci-virtio-block", new[] { "block_dev", "pci-path" }),
-        ("pci-virtio-viona", new[] { "vnic", "pci-path", "rx-queue-size", "tx-queue-size", "tx_copy_data", "tx_header_pad", "mac" }),
+        ("pci-virtio-viona", new[] { "vnic", "pci-path", "rx-queue-size", "tx-queue-size", "tx_copy_data", "tx_header_pad", "mac", "vhost" }),
         ("qemu-pvpanic", new[] { "enable_isa" }),
         ("pci-virtio-socket", new[] { "pci-path", "guest_cid", "port_mappings" }),
     };

@@ -168,6 +168,21 @@ public sealed record VirtioBlockDeviceConfig(string Name, PciPath Slot, string B
     public override PciPath? PciPath => Slot;
 }
 
+/// <summary>The <c>vhost</c> key of <c>pci-virtio-viona</c>: whether the kernel's vhost-net moves
+/// the frames of the receive and transmit queues.</summary>
+public enum VhostNetMode
+{
+    /// <summary>Key absent: vhost-net if /dev/vhost-net can be opened, else the in-process packet
+    /// threads (and one log line saying why).</summary>
+    Auto,
+
+    /// <summary><c>vhost = true</c>: vhost-net or the VM does not start.</summary>
+    Required,
+
+    /// <summary><c>vhost = false</c>: always the in-process packet threads.</summary>
+    Off,
+}
+
 /// <summary><c>driver = "pci-virtio-viona"</c>: a virtio network device attached to a host
 /// interface.</summary>
 public sealed record VirtioNetDeviceConfig(
@@ -178,7 +193,8 @@ public sealed record VirtioNetDeviceConfig(
     int TxQueueSize,
     bool TxCopyData,
     ushort TxHeaderPad,
-    byte[]? Mac) : DeviceConfig(Name)
+    byte[]? Mac,
+    VhostNetMode Vhost = VhostNetMode.Auto) : DeviceConfig(Name)
 {
     public const int DefaultRxQueueSize = 2048;
     public const int DefaultTxQueueSize = 256;

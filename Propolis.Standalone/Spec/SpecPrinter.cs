@@ -75,8 +75,13 @@ public static class SpecPrinter
             opts.Add($"tx_header_pad {c.TxHeaderPad}: no effect on a TAP");
         if (c.Mac is { } mac)
             opts.Add("mac " + Values.FormatMac(mac));
-        // Stated so nobody assumes an in-kernel datapath: this build moves packets in its own threads.
-        opts.Add("tap, packet I/O in-process (no vhost-net)");
+        // Which data path the queues will use; "auto" is decided at start, when /dev/vhost-net is tried.
+        opts.Add(c.Vhost switch
+        {
+            VhostNetMode.Required => "tap, vhost-net (required)",
+            VhostNetMode.Off => "tap, packet I/O in-process (vhost = false)",
+            _ => "tap, vhost-net if /dev/vhost-net opens, else packet I/O in-process",
+        });
         return string.Join(", ", opts);
     }
 

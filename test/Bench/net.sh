@@ -2,7 +2,7 @@
 # net.sh: network benchmark. Boots the demo guest with iperf3 in its initramfs (demo-guest.sh
 # --with iperf3; 2 vCPUs, 1024 MiB) on a TAP interface in a network namespace, once with
 # out/propolis-standalone (pci-virtio-viona) and once with qemu-system-x86_64 -accel kvm
-# (-netdev tap,vhost=off -device virtio-net-pci), and measures TCP throughput with iperf3
+# (-netdev tap,vhost=on|off -device virtio-net-pci), and measures TCP throughput with iperf3
 # (the server runs in the guest, the client on the host side of the TAP):
 #   guest->host  iperf3 -c GUEST -R (the guest sends)
 #   host->guest  iperf3 -c GUEST    (the host sends)
@@ -14,8 +14,10 @@
 # Everything runs in one test/e2e/kvm-sandbox.sh invocation: directly where /dev/kvm is usable
 # (as root: it creates a network namespace and a TAP), else under nested KVM in a QEMU TCG
 # sandbox, where absolute figures are dominated by the emulation and the ratio is the figure to
-# read. QEMU runs with vhost=off, as this VMM moves packets in userspace too. Needs socat,
-# iperf3, iproute2 and qemu-system-x86.
+# read. Ours uses vhost-net when /dev/vhost-net opens (its log says which data path it took);
+# QEMU then runs with vhost=on, else with vhost=off, so both rows use the same data path.
+# NET_BENCH_VHOST=false (or true) sets ours' `vhost` key. Needs socat, iperf3, iproute2 and
+# qemu-system-x86.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -56,7 +58,7 @@ if [ $inner -eq 0 ]; then
         where=sandbox
     fi
     exec "$ROOT/test/e2e/kvm-sandbox.sh" --mem 3072 --timeout $(( 2 * (4 * seconds + 400) + 60 )) \
-        -- "$SELF" --seconds "$seconds" --inner "$where" "$img"
+        -- env NET_BENCH_VHOST="${NET_BENCH_VHOST:-}" "$SELF" --seconds "$seconds" --inner "$where" "$img"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +100,13 @@ vnic = "$TAP"
 pci-path = "0.5.0"
 mac = "02:00:00:00:03:15"
 EOF
+case "${NET_BENCH_VHOST:-}" in
+    "") ;;
+    true|false) echo "vhost = $NET_BENCH_VHOST" >> vm.toml ;;
+    *) die "NET_BENCH_VHOST is true, false or unset, not '$NET_BENCH_VHOST'" ;;
+esac
+# QEMU's vhost setting follows the data path ours took (read from its log once its guest booted).
+qemu_vhost=off
 
 # iperf3 client on the host side; prints the receiver's Gbit/s.
 measure() { # extra iperf3 args
@@ -119,7 +128,7 @@ run_vmm() {
                 -nodefaults -no-user-config -nographic -no-reboot \
                 -kernel "$KERNEL" -initrd "$initrd" -append "$CMDLINE" \
                 -chardev socket,id=con,path=ttya,server=on,wait=on -serial chardev:con \
-                -netdev tap,id=n0,ifname="$TAP",script=no,downscript=no,vhost=off,queues=$GUEST_CPUS \
+                -netdev tap,id=n0,ifname="$TAP",script=no,downscript=no,vhost=$qemu_vhost,queues=$GUEST_CPUS \
                 -device virtio-net-pci,netdev=n0,mac=02:00:00:00:03:15,mq=on,vectors=$((2 * GUEST_CPUS + 2)) \
                 > "vmm-$vmm.log" 2>&1 < /dev/null &
             ;;
@@ -132,6 +141,11 @@ run_vmm() {
         kill -KILL "$vmm_pid" 2>/dev/null || true; wait "$vmm_pid" 2>/dev/null || true; vmm_pid=""
         disconnect
         return 0
+    fi
+    if [ "$vmm" = ours ]; then
+        # The guest's virtio-net driver has started the device by now: the log names the data path.
+        if grep -q 'vhost-net: [0-9]* queue pair' "vmm-$vmm.log"; then qemu_vhost=on; else qemu_vhost=off; fi
+        echo "net.sh: ours moves packets with $([ $qemu_vhost = on ] && echo vhost-net || echo its own threads): qemu gets vhost=$qemu_vhost" >&2
     fi
     send "ip addr add $GUEST_IP/24 dev eth0 && ip link set eth0 up && iperf3 -s -D && echo net-ready"
     expect_line '^net-ready$' 60 || true
@@ -166,6 +180,7 @@ read -r _ q_g2h q_h2g < <(awk '$1 == "qemu"' results)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 printf 'network benchmark: demo guest, %d vCPUs, virtio-net on a TAP, iperf3 TCP %ds (%s)\n' "$GUEST_CPUS" "$seconds" "$where_text"
 printf '%-40s %14s %14s\n' vmm 'guest->host' 'host->guest'
-printf '%-40s %9s Gbit/s %7s Gbit/s\n' 'propolis-standalone (pci-virtio-viona)' "$o_g2h" "$o_h2g"
-printf '%-40s %9s Gbit/s %7s Gbit/s\n' 'qemu -accel kvm virtio-net-pci vhost=off' "$q_g2h" "$q_h2g"
+ours_path=$([ $qemu_vhost = on ] && echo vhost-net || echo userspace)
+printf '%-40s %9s Gbit/s %7s Gbit/s\n' "propolis-standalone ($ours_path)" "$o_g2h" "$o_h2g"
+printf '%-40s %9s Gbit/s %7s Gbit/s\n' "qemu -accel kvm virtio-net-pci vhost=$qemu_vhost" "$q_g2h" "$q_h2g"
 printf '%-40s %14s %14s\n' 'ratio ours/qemu' "$(ratio "$o_g2h" "$q_g2h")" "$(ratio "$o_h2g" "$q_h2g")"

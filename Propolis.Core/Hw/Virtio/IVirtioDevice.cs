@@ -25,6 +25,13 @@ public interface IVirtioDevice
     /// <summary>FEATURES_OK (or, for a legacy driver, DRIVER_OK) was reached with these features.</summary>
     void FeaturesNegotiated(ulong features);
 
+    /// <summary>The driver set DRIVER_OK (§3.1.1 step 8): the queues it set up are live. Called
+    /// on the writing vCPU, outside the transport's lock, before the queues are looked at for
+    /// buffers made available earlier.</summary>
+    void DriverOk()
+    {
+    }
+
     /// <summary>The driver notified queue <paramref name="queue"/> (§4.1.5.2). Called from a vCPU or
     /// ioeventfd thread; must not block on I/O.</summary>
     void QueueNotify(int queue);

@@ -36,10 +36,32 @@ public sealed class PciVirtioNet : PciVirtioFunction
             ClassCode: 0x02, Subclass: 0x00, SubsystemVendorId: VirtioPciLayout.VendorId, SubsystemId: VirtioNetSpec.DeviceId),
             events => new VirtioNet(memory, backend, events, options, logger), logger)
     {
+        _logger = logger;
         Net.ControlQueueMoved = RefreshDoorbells;
     }
 
+    private readonly ILogger? _logger;
+
     public VirtioNet Net => (VirtioNet)Transport.Device;
+
+    /// <summary>The in-kernel data path, once <see cref="AttachVhost"/> was called.</summary>
+    public VirtioNetVhost? Vhost => Net.Vhost;
+
+    /// <summary>From the next DRIVER_OK on, the data queues of every pair the driver enables go to
+    /// <paramref name="vhost"/> (kick: <see cref="KickEventFd"/>, call: the irqfd of the queue's
+    /// MSI-X vector, backend: the pair's queue of <paramref name="backend"/>, which must be the
+    /// backend this function was built with). Call before the guest runs; the caller keeps
+    /// ownership of <paramref name="vhost"/> and disposes it after this function.</summary>
+    public VirtioNetVhost AttachVhost(IVhostNetBackend vhost, INetBackend backend)
+    {
+        if (Net.Vhost is not null)
+        {
+            throw new InvalidOperationException("vhost-net is attached already");
+        }
+        var attached = new VirtioNetVhost(Net, vhost, backend, KickEventFd, v => VectorIrqFd(v), () => ((IVirtioInterrupts)this).MsixEnabled, _logger);
+        Net.Vhost = attached;
+        return attached;
+    }
 
     public override string Name => "virtio-net";
 

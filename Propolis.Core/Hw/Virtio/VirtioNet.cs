@@ -284,8 +284,35 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         }
     }
 
+    /// <summary>The in-kernel data path the data queues are handed to at DRIVER_OK, if any
+    /// (<see cref="PciVirtioNet.AttachVhost"/>).</summary>
+    internal VirtioNetVhost? Vhost { get; set; }
+
+    /// <summary>DRIVER_OK: the data queues go to vhost-net when it is attached, else stay with
+    /// the packet threads; the log says which, at Information.</summary>
+    public void DriverOk()
+    {
+        if (Vhost is { } vhost)
+        {
+            vhost.DriverOk();
+            return;
+        }
+        var pairs = 0;
+        var usable = (NegotiatedFeatures & VirtioNetSpec.FeatureMq) != 0 ? MaxQueuePairs : 1;
+        for (var i = 0; i < usable; i++)
+        {
+            if (_queues[2 * i].IsEnabled && _queues[2 * i + 1].IsEnabled)
+            {
+                pairs++;
+            }
+        }
+        _logger?.LogInformation("userspace packet threads: {Pairs} queue pair(s)", pairs);
+    }
+
     public void Reset()
     {
+        // The kernel lets go of the rings first: nothing may write them once they are reset.
+        Vhost?.Reset();
         NegotiatedFeatures = 0;
         foreach (var p in _pairs)
         {
@@ -486,6 +513,8 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
     /// returns when every queue pair's thread has finished its batch.</summary>
     public void Pause()
     {
+        // Queues with vhost-net come back first, then every packet thread is paused.
+        Vhost?.Pause();
         foreach (var p in _pairs)
         {
             p.Pause();
@@ -498,6 +527,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         {
             p.Resume();
         }
+        Vhost?.Resume();
     }
 
     /// <summary>Stops the I/O threads (the backend stays open: its owner closes it).</summary>
@@ -508,6 +538,7 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
             return;
         }
         _disposed = true;
+        Vhost?.Dispose();
         foreach (var p in _pairs)
         {
             p.Dispose();

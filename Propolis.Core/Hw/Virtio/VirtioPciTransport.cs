@@ -441,6 +441,7 @@ public sealed class VirtioPciTransport : IVirtQueueEvents
         RunPendingInterrupts();
         if (kick)
         {
+            _device.DriverOk();
             // Buffers made available before DRIVER_OK were not consumed; look at them now.
             for (var i = 0; i < _device.Queues.Length; i++)
             {

@@ -589,6 +589,19 @@ public sealed class ConfigErrorTests : IDisposable
     }
 
     [Fact]
+    public void VionaVhostIsABoolean()
+    {
+        Assert.Equal(new[] { "vm.toml:11:9: 'vhost' must be a boolean, found string" }, _f.Errors(Main + """
+
+            [dev.net0]
+            driver = "pci-virtio-viona"
+            vnic = "tap0"
+            pci-path = "0.5.0"
+            vhost = "auto"
+            """));
+    }
+
+    [Fact]
     public void VionaVnicMustBeAnInterfaceName()
     {
         Assert.Equal(new[]

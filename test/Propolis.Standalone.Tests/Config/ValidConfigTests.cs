@@ -63,7 +63,7 @@ public sealed class ValidConfigTests : IDisposable
         ├─ 0.1.3  piix3 pm (chipset)
         ├─ 0.4.0  pci-nvme "block0" -> file "ubuntu" {f.Dir}/disk.raw (512 B blocks, 8 workers)
         ├─ 0.5.0  pci-nvme "block1" -> crucible "my_crucible" 127.0.0.1:8810 127.0.0.1:8820 127.0.0.1:8830 (4096 B blocks, 128 extents of 131072 blocks = 64 GiB, generation 5, upstairs e4396bd0-ede1-48d7-ac14-3d2094dfba5b, encrypted)
-        └─ 0.6.0  pci-virtio-viona "net0" -> vnic vnic_prop0 (rx 2048, tx 256, tap, packet I/O in-process (no vhost-net))
+        └─ 0.6.0  pci-virtio-viona "net0" -> vnic vnic_prop0 (rx 2048, tx 256, tap, vhost-net if /dev/vhost-net opens, else packet I/O in-process)
 
         """.Replace("\r\n", "\n");
 
@@ -93,6 +93,7 @@ public sealed class ValidConfigTests : IDisposable
         var net = Assert.IsType<VirtioNetDeviceConfig>(config.FindDevice("net0"));
         Assert.Equal((2048, 256, true, (ushort)0), (net.RxQueueSize, net.TxQueueSize, net.TxCopyData, net.TxHeaderPad));
         Assert.Equal(new PciPath(0, 6, 0), net.Slot);
+        Assert.Equal(VhostNetMode.Auto, net.Vhost);
     }
 
     [Fact]
@@ -211,6 +212,7 @@ public sealed class ValidConfigTests : IDisposable
             tx_copy_data = false
             tx_header_pad = 2
             mac = "02:08:20:AC:E9:16"
+            vhost = false
 
             [dev.vsock]
             driver = "pci-virtio-socket"
@@ -236,6 +238,7 @@ public sealed class ValidConfigTests : IDisposable
         Assert.IsType<CloudInitSource.Inline>(config.CloudInit!.UserData);
         Assert.Equal(new CloudInitSource.FromFile(_f.PathOf("meta.yaml")), config.CloudInit.MetaData);
         Assert.Null(config.CloudInit.NetworkConfig);
+        Assert.Equal(VhostNetMode.Off, Assert.IsType<VirtioNetDeviceConfig>(config.FindDevice("net")).Vhost);
 
         var spec = MachineSpec.From(config, "/run/vm/ttya");
         Assert.Equal(new[] { "vio", "nvme" }, spec.Board.BootOrder.Select(b => b.Name));
@@ -256,12 +259,34 @@ public sealed class ValidConfigTests : IDisposable
             ├─ 0.4.0  pci-virtio-block "vio" -> cloudinit "ci" user-data inline, meta-data {_f.Dir}/meta.yaml, network-config empty (512 B blocks)
             ├─ 0.4.1  pci-virtio-block "ramdisk" -> mem-async "ram" 1 MiB (512 B blocks, 2 workers, flushes skipped)
             ├─ 0.5.0  pci-nvme "nvme" -> crucible "cru" [::1]:1 [::1]:2 10.0.0.1:3 (512 B blocks, 2 extents of 16 blocks = 16 KiB, generation 0, tls, lossy, flush every 2.5 s, control 127.0.0.1:7777, read-only)
-            ├─ 0.6.0  pci-virtio-viona "net" -> vnic tap0 (rx 1024, tx 512, tx_copy_data false: no effect on a TAP, tx_header_pad 2: no effect on a TAP, mac 02:08:20:ac:e9:16, tap, packet I/O in-process (no vhost-net))
+            ├─ 0.6.0  pci-virtio-viona "net" -> vnic tap0 (rx 1024, tx 512, tx_copy_data false: no effect on a TAP, tx_header_pad 2: no effect on a TAP, mac 02:08:20:ac:e9:16, tap, packet I/O in-process (vhost = false))
             ├─ 0.7.0  pci-virtio-socket "vsock" guest cid 3, port 22 -> 127.0.0.1:2222
             ├─ 0.31.7 pci-nvme "cmemdisk" -> crucible-mem "cmem" 8 KiB (4096 B blocks)
             └─ isa    qemu-pvpanic "panic" port 0x505
 
             """.Replace("\r\n", "\n"), SpecPrinter.Format(spec));
+    }
+
+    [Fact]
+    public void VhostTrueRequiresVhostNetAndCheckSaysSo()
+    {
+        var config = _f.Load("""
+            [main]
+            name = "vm"
+            cpus = 2
+            memory = 512
+            kernel = "vmlinuz"
+
+            [dev.net0]
+            driver = "pci-virtio-viona"
+            vnic = "tap0"
+            pci-path = "0.5.0"
+            vhost = true
+            """);
+
+        Assert.Equal(VhostNetMode.Required, Assert.IsType<VirtioNetDeviceConfig>(config.FindDevice("net0")).Vhost);
+        Assert.Contains("pci-virtio-viona \"net0\" -> vnic tap0 (rx 2048, tx 256, tap, vhost-net (required))",
+            SpecPrinter.Format(MachineSpec.From(config, "./ttya")));
     }
 
     /// <summary>Walks up from the test binary to the repository root.</summary>

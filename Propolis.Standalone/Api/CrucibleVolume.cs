@@ -121,10 +121,14 @@ internal sealed class CrucibleVolume
             if (disk.Backend is not CrucibleBlockBackend backend || disk.BlockDev is not CrucibleBlockDev config
                 || !seen.Add(backend.Upstairs))
                 continue;
-            var upstairs = backend.Upstairs;
-            volumes.Add(new CrucibleVolume(config.Name, RequestFor(config, upstairs.UpstairsId),
-                (original, replacement) => VcrReplacement.TargetReplace(upstairs, original, replacement)));
+            volumes.Add(For(config, backend.Upstairs));
         }
         return volumes;
     }
+
+    /// <summary>The volume of a crucible block_dev whose upstairs is <paramref name="upstairs"/>:
+    /// replacements go to crucible's <c>target_replace</c> on it.</summary>
+    public static CrucibleVolume For(CrucibleBlockDev config, Upstairs upstairs) =>
+        new(config.Name, RequestFor(config, upstairs.UpstairsId),
+            (original, replacement) => VcrReplacement.TargetReplace(upstairs, original, replacement));
 }

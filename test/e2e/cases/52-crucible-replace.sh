@@ -145,6 +145,12 @@ for e in $(seq 0 15); do
         || fail "extent $e differs between regions 0, 1 and 3 (see dump-$e.txt)"
 done
 note "regions 0, 1 and 3 hold the same blocks"
+# The replaced downstairs stopped getting writes when it left (informative: which extents).
+stale=""
+for e in $(seq 0 15); do
+    "$DS" dump -d "$PWD/r0/8810" -d "$PWD/r2/8830" -e "$e" -o > /dev/null 2>&1 || stale+=" $e"
+done
+note "region 2 (replaced) differs from region 0 in extents:${stale:- none}"
 
 # A second boot on the three that now make the volume, at generation 3, reads the pattern back.
 dsc_start dsc2
@@ -161,3 +167,4 @@ send 'poweroff -f'
 wait_exit read 120 0
 disconnect
 dsc_cmd shutdown >/dev/null 2>&1 || true
+wait_exit dsc2 60 0

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Propolis.Crucible.Http;
 using Propolis.Crucible.Vcr;
+using Propolis.Standalone.Config;
 
 namespace Propolis.Standalone.Api;
 
@@ -26,10 +27,16 @@ internal sealed partial class ManagementApi(ILogger logger)
     public const string VcrPathTemplate = "/instance/disk/{id}/vcr";
 
     private volatile IReadOnlyList<CrucibleVolume>? _volumes;
+    private volatile IReadOnlyList<BlockDevConfig> _otherDisks = [];
     private volatile string _noInstance = "the VM is still being built";
 
-    /// <summary>The VM is running: its Crucible volumes can be reconfigured.</summary>
-    public void Attach(IReadOnlyList<CrucibleVolume> volumes) => _volumes = volumes;
+    /// <summary>The VM is running: its Crucible volumes can be reconfigured; its other disks'
+    /// block_devs (<paramref name="otherDisks"/>) are named when a request asks for one of them.</summary>
+    public void Attach(IReadOnlyList<CrucibleVolume> volumes, IReadOnlyList<BlockDevConfig>? otherDisks = null)
+    {
+        _otherDisks = [.. (otherDisks ?? []).Where(d => volumes.All(v => v.BlockDev != d.Name))];
+        _volumes = volumes;
+    }
 
     /// <summary>The VM is going away: requests get 424 with <paramref name="reason"/>.</summary>
     public void Detach(string reason)
@@ -62,6 +69,8 @@ internal sealed partial class ManagementApi(ILogger logger)
         if (_volumes is not { } volumes)
             return Error(424, $"no instance: {_noInstance}");
         var volume = Find(volumes, id);
+        if (volume is null && _otherDisks.FirstOrDefault(d => d.Name == id) is { } other)
+            return Error(404, $"disk [block_dev.{id}] has backend type \"{other.Type}\", not \"crucible\": only Crucible volumes can be reconfigured");
         if (volume is null)
         {
             var known = volumes.Count == 0

@@ -121,6 +121,48 @@ internal static partial class VcrReplaceBody
     [System.Text.RegularExpressions.GeneratedRegex(@"Path: (\S+) \| LineNumber: (\d+) \| BytePositionInLine: (\d+)")]
     private static partial System.Text.RegularExpressions.Regex PositionInMessage();
 
+    /// <summary>
+    /// The published executable keeps no framework message texts (UseSystemResourceKeys): a
+    /// System.Text.Json error arrives as its resource key and arguments
+    /// ("DeserializeUnableToConvertValue, System.Guid"). Those become a sentence again: the
+    /// common ones as the framework words them, any other key split into words.
+    /// </summary>
+    internal static string Readable(string message)
+    {
+        var m = ResourceKeyForm().Match(message);
+        if (!m.Success)
+            return message;
+        string key = m.Groups[1].Value;
+        string[] args = m.Groups[2].Success ? m.Groups[2].Value.Split(", ") : [];
+        string Arg(int i) => i < args.Length ? args[i] : "?";
+        return key switch
+        {
+            "DeserializeUnableToConvertValue" => "the JSON value is not of the type this field takes",
+            "DeserializationMustSpecifyTypeDiscriminator" => $"a {Arg(0)} needs its \"type\" (volume, region, url or file)",
+            "UnrecognizedTypeDiscriminator" => $"unknown \"type\" '{Arg(0)}' (volume, region, url or file)",
+            "JsonRequiredPropertiesMissing" => $"{Arg(0)} is missing required fields: {string.Join(", ", args.Skip(1))}",
+            "UnmappedJsonProperty" => $"unknown field '{Arg(0)}'",
+            _ => Words(key) + (args.Length > 0 ? $" ({string.Join(", ", args)})" : ""),
+        };
+    }
+
+    private static string Words(string key)
+    {
+        var sb = new System.Text.StringBuilder(key.Length + 8);
+        for (int i = 0; i < key.Length; i++)
+        {
+            char c = key[i];
+            if (i > 0 && char.IsUpper(c))
+                sb.Append(' ').Append(char.ToLowerInvariant(c));
+            else
+                sb.Append(i == 0 ? char.ToUpperInvariant(c) : c);
+        }
+        return sb.ToString();
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^([A-Z][A-Za-z]+)(?:, (.*))?$")]
+    private static partial System.Text.RegularExpressions.Regex ResourceKeyForm();
+
     private static VcrBodyException Located(string text, string? path, long? line, long? bytePosition, bool inVcrJson)
     {
         // System.Text.Json appends " Path: $.x | LineNumber: 0 | BytePositionInLine: 3." (or, from
@@ -141,6 +183,7 @@ internal static partial class VcrReplaceBody
             .Replace("Propolis.Crucible.Vcr.UrlRequest", "url", StringComparison.Ordinal)
             .Replace("Propolis.Crucible.Vcr.FileRequest", "file", StringComparison.Ordinal)
             .TrimEnd();
+        message = Readable(message);
         if (path is { Length: > 1 })
             message += $" ({path})";
         return line is { } l

@@ -125,7 +125,8 @@ internal static partial class MachineRunner
                     return Cli.ExitRuntimeFailure;
                 }
 
-                api.Attach(CrucibleVolume.FromDevices(machine.Devices));
+                api.Attach(CrucibleVolume.FromDevices(machine.Devices),
+                    [.. machine.Devices.OfType<StorageDevices.Disk>().Select(d => d.BlockDev).DistinctBy(b => b.Name)]);
                 InstanceOutcome outcome;
                 using (console)
                 {

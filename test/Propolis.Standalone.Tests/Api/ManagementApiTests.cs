@@ -185,6 +185,17 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public void ADiskThatIsNotCrucibleIsNamed()
+    {
+        var api = new ManagementApi(NullLogger.Instance);
+        api.Attach([Volume()], [new FileBlockDev("boot", 512, false, false, "/var/vm/disk.img", 8), BlockDev()]);
+        var r = api.Handle(Put(VcrPath("boot"), StringBody(2, "127.0.0.1:8840")));
+        Assert.Equal(404, r.Status);
+        Assert.Equal("disk [block_dev.boot] has backend type \"file\", not \"crucible\": only Crucible volumes can be reconfigured", Message(r));
+        Assert.Equal(200, api.Handle(Put(VcrPath("cru"), StringBody(2, "127.0.0.1:8840"))).Status);
+    }
+
+    [Fact]
     public void AVmWithoutCrucibleDisksSaysSo()
     {
         var r = Api().Handle(Put(VcrPath(VolumeId), StringBody(2, "127.0.0.1:8840")));
@@ -270,4 +281,15 @@ public sealed class ManagementApiTests
         Assert.Equal(415, form.Status);
         Assert.Empty(_replaced);
     }
+
+    [Theory]
+    [InlineData("TrailingCommaNotAllowedBeforeObjectEnd", "Trailing comma not allowed before object end")]
+    [InlineData("DeserializeUnableToConvertValue, System.Guid", "the JSON value is not of the type this field takes")]
+    [InlineData("DeserializationMustSpecifyTypeDiscriminator, VolumeConstructionRequest", "a VolumeConstructionRequest needs its \"type\" (volume, region, url or file)")]
+    [InlineData("UnrecognizedTypeDiscriminator, vol", "unknown \"type\" 'vol' (volume, region, url or file)")]
+    [InlineData("JsonRequiredPropertiesMissing, region, 'gen'", "region is missing required fields: 'gen'")]
+    [InlineData("UnmappedJsonProperty, vcrjson, the request body", "unknown field 'vcrjson'")]
+    [InlineData("The JSON value could not be converted to System.UInt64.", "The JSON value could not be converted to System.UInt64.")]
+    public void JsonErrorsReadAsSentencesInThePublishedExecutableToo(string fromFramework, string shown) =>
+        Assert.Equal(shown, VcrReplaceBody.Readable(fromFramework));
 }

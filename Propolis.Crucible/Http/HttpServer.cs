@@ -268,6 +268,8 @@ public static class HttpServer
         405 => "Method Not Allowed",
         411 => "Length Required",
         413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        424 => "Failed Dependency",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",

@@ -1,5 +1,7 @@
+using System.Net;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
+using Propolis.Standalone.Api;
 using Propolis.Core.Chardev;
 using Propolis.Core.Lifecycle;
 using Propolis.Core.Vmm;
@@ -16,10 +18,13 @@ namespace Propolis.Standalone.Machine;
 /// host stops the VM (SIGINT, SIGTERM); <c>exit_on_reboot</c> when the guest reboots and it is
 /// set (otherwise the guest is reset and keeps running); 1 when the machine cannot be built or
 /// fails while running.
+/// With <c>--api ADDR</c>, the management API (<see cref="ManagementApi"/>) listens from before the
+/// machine is built (a taken address ends the run first, with exit 1) and reconfigures the
+/// machine's Crucible volumes while the instance runs.
 /// </remarks>
 internal static partial class MachineRunner
 {
-    public static int Run(MachineSpec spec, ILoggerFactory loggerFactory, TextWriter stderr, string program)
+    public static int Run(MachineSpec spec, ILoggerFactory loggerFactory, TextWriter stderr, string program, IPEndPoint? apiAddress = null)
     {
         var log = loggerFactory.CreateLogger(program);
         var board = spec.Board;
@@ -38,6 +43,22 @@ internal static partial class MachineRunner
             stderr.WriteLine($"{program}: {board.Name}: [main] memory = {board.MemoryMiB} MiB, but this host has only {hostMiB} MiB of RAM; lower memory");
             return Cli.ExitRuntimeFailure;
         }
+
+        var api = new ManagementApi(loggerFactory.CreateLogger("api"));
+        ApiServer? apiServer = null;
+        if (apiAddress is not null)
+        {
+            try
+            {
+                apiServer = ApiServer.Start(apiAddress, api, loggerFactory.CreateLogger("api"));
+            }
+            catch (ApiBindException e)
+            {
+                stderr.WriteLine($"{program}: {board.Name}: {e.Message}; nothing was started");
+                return Cli.ExitRuntimeFailure;
+            }
+        }
+        using var apiServing = apiServer;
 
         // The instance exists before anything else, so that a signal at any point has somewhere to go.
         var sink = new InstanceSink();
@@ -104,6 +125,8 @@ internal static partial class MachineRunner
                     return Cli.ExitRuntimeFailure;
                 }
 
+                api.Attach(CrucibleVolume.FromDevices(machine.Devices),
+                    [.. machine.Devices.OfType<StorageDevices.Disk>().Select(d => d.BlockDev).DistinctBy(b => b.Name)]);
                 InstanceOutcome outcome;
                 using (console)
                 {
@@ -115,6 +138,7 @@ internal static partial class MachineRunner
                         LogStarting(log, board.Name, board.Cpus, board.MemoryMiB);
                     outcome = instance.Run();
                 }
+                api.Detach("the VM has stopped");
                 var code = outcome.Kind switch
                 {
                     InstanceOutcomeKind.HostStopped or InstanceOutcomeKind.GuestHalted => board.ExitOnHalt,

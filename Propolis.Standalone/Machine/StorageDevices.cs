@@ -88,7 +88,7 @@ internal sealed partial class StorageDevices : IDisposable
             var adapter = new BlockBackendAdapter(backend, memory, logger);
             var function = new NvmePciFunction(memory, adapter, new NvmeControllerOptions { SerialNumber = AsciiSerial(n.Serial) }, logger);
             LogDisk(logger, n.Name, "pci-nvme", path.ToString(), n.Backend.Name, backend.Kind, backend.Info.SizeInBytes, backend.Info.BlockSize, backend.Info.ReadOnly);
-            return new Disk(n.Name, path, function, backend);
+            return new Disk(n.Name, path, function, n.Backend, backend);
         }
         catch
         {
@@ -107,7 +107,7 @@ internal sealed partial class StorageDevices : IDisposable
             var options = new VirtioBlockOptions { Serial = AsciiSerial(NvmeSpec.SerialFor(b.Backend.Name)) };
             var function = new PciVirtioBlock(memory, backend, options, logger);
             LogDisk(logger, b.Name, "pci-virtio-block", path.ToString(), b.Backend.Name, backend.Kind, backend.Info.SizeInBytes, backend.Info.BlockSize, backend.Info.ReadOnly);
-            return new Disk(b.Name, path, function, backend);
+            return new Disk(b.Name, path, function, b.Backend, backend);
         }
         catch
         {
@@ -191,14 +191,17 @@ internal sealed partial class StorageDevices : IDisposable
             d.Halt();
     }
 
-    /// <summary>One disk: its function and backend, driven by the instance.</summary>
-    private sealed class Disk(string name, PciPath path, PciDevice function, IBlockBackend backend) : ILifecycle
+    /// <summary>One disk: its function and backend, driven by the instance. (The management API
+    /// finds the machine's Crucible volumes among the machine's devices through these.)</summary>
+    internal sealed class Disk(string name, PciPath path, PciDevice function, BlockDevConfig blockDev, IBlockBackend backend) : ILifecycle
     {
         private int _halted;
 
         public string Name => name;
         public PciPath Path => path;
         public PciDevice Function => function;
+        public BlockDevConfig BlockDev => blockDev;
+        public IBlockBackend Backend => backend;
 
         public void Start() => backend.Start();
 

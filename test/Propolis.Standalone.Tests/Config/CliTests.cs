@@ -171,7 +171,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(64, code);
         Assert.Equal("", stdout);
         Assert.StartsWith("propolis-standalone: ", stderr);
-        Assert.EndsWith("usage: propolis-standalone CONFIG [--check] [--log-level LEVEL] [--console PATH] (see --help)\n", stderr);
+        Assert.EndsWith("usage: propolis-standalone CONFIG [--check] [--log-level LEVEL] [--console PATH] [--api ADDR] (see --help)\n", stderr);
     }
 
     [Fact]
@@ -206,7 +206,57 @@ public sealed class CliTests : IDisposable
     {
         var (code, stdout, _) = Run("--help");
         Assert.Equal(0, code);
-        foreach (var word in new[] { "CONFIG", "--check", "--log-level", "--console" })
+        foreach (var word in new[] { "CONFIG", "--check", "--log-level", "--console", "--api", "vcr" })
             Assert.Contains(word, stdout);
+    }
+
+    [Fact]
+    public void VcrHelpListsItsOptions()
+    {
+        var (code, stdout, _) = Run("vcr", "--help");
+        Assert.Equal(0, code);
+        foreach (var word in new[] { "--api", "-u, --uuid", "--vcr-replace" })
+            Assert.Contains(word, stdout);
+    }
+
+    [Fact]
+    public void ApiWithCheckIsAUsageError()
+    {
+        var (code, stdout, stderr) = Run(WriteSeed(), "--check", "--api", "127.0.0.1:55400");
+        Assert.Equal(64, code);
+        Assert.Equal("", stdout);
+        Assert.StartsWith("propolis-standalone: --api serves a running VM; --check runs none (drop one of them)\n", stderr);
+    }
+
+    [Theory]
+    [InlineData("55400")]
+    [InlineData("localhost:55400")]
+    [InlineData("127.0.0.1:70000")]
+    public void ApiThatIsNotAnAddressIsAUsageError(string address)
+    {
+        var (code, _, stderr) = Run(WriteSeed(), "--api", address);
+        Assert.Equal(64, code);
+        Assert.StartsWith($"propolis-standalone: '{address}' is not an IP:PORT address (for example 127.0.0.1:55400, or [::1]:55400)\n", stderr);
+    }
+
+    [Fact]
+    public void ATakenApiAddressEndsTheRunBeforeTheMachineIsBuilt()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var address = taken.LocalEndpoint.ToString()!;
+        var kernel = _f.WriteText("vmlinuz", "not a kernel: the run must stop before reading it");
+        var config = _f.WriteText("api.toml", $"""
+            [main]
+            name = "apivm"
+            cpus = 1
+            memory = 64
+            kernel = "{kernel}"
+            """);
+        var (code, _, stderr) = Run(config, "--console", _f.PathOf("ttya"), "--api", address);
+        Assert.Equal(1, code);
+        Assert.StartsWith($"propolis-standalone: apivm: --api {address}: cannot listen there: ", stderr);
+        Assert.EndsWith("; nothing was started\n", stderr);
+        Assert.False(File.Exists(_f.PathOf("ttya")));
     }
 }

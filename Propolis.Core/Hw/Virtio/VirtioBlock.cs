@@ -118,7 +118,7 @@ public static class VirtioBlockSpec
 /// <para>Multiqueue (§5.2.3 VIRTIO_BLK_F_MQ, offered when built with more than one queue): the
 /// transport shows every queue, but requests are served only on the queues the negotiated
 /// features allow: all of them with MQ, requestq0 alone without it (a driver that did not take MQ
-/// uses no other: N = 1 without MQ, §5.2.2); a notification of any other queue is refused (logged once). Each queue
+/// uses no other: N = 1 without MQ, §5.2.2); a notification of any other queue is ignored. Each queue
 /// is drained under its own lock into its own scratch space, so queues notified from different
 /// threads (trapped doorbells on several vCPUs) do not wait for each other.</para>
 /// </remarks>
@@ -150,7 +150,6 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
     private readonly byte[] _config = new byte[VirtioBlockSpec.Config.Size];
     private readonly byte[] _serial = new byte[VirtioBlockSpec.IdBytes];
     private volatile int _usableQueues = 1;
-    private int _loggedRefusedQueue;
     private readonly int _maxSegments;
     private readonly uint _blockSize;
     private readonly ulong _capacitySectors;
@@ -299,10 +298,7 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
     {
         if ((uint)queue >= (uint)_usableQueues)
         {
-            if ((uint)queue < (uint)_queues.Length && Interlocked.Exchange(ref _loggedRefusedQueue, 1) == 0)
-            {
-                _logger?.LogWarning("virtio-blk: the driver notified queue {Index} without VIRTIO_BLK_F_MQ; only queue 0 is served (further refusals are not logged)", queue);
-            }
+            // Not logged: the transport looks at every queue at DRIVER_OK, used or not.
             return;
         }
         var rq = _requestQueues[queue];

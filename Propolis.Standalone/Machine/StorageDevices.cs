@@ -22,6 +22,10 @@ namespace Propolis.Standalone.Machine;
 /// leaves every write the guest saw complete in the backing file.</remarks>
 internal sealed partial class StorageDevices : IDisposable
 {
+    /// <summary>Most virtio-blk request queues: one per vCPU up to this (VIRTIO_BLK_F_MQ, as
+    /// QEMU's virtio-blk-pci does); Linux then gives each a blk-mq hardware queue.</summary>
+    public const int MaxVirtioBlockQueues = 16;
+
     private readonly List<Disk> _disks = [];
 
     private StorageDevices()
@@ -51,7 +55,7 @@ internal sealed partial class StorageDevices : IDisposable
                         result._disks.Add(CreateNvme(slot.Path, n, spec.CloudInit, memory, loggerFactory));
                         break;
                     case VirtioBlockDeviceSpec b:
-                        result._disks.Add(CreateVirtioBlock(slot.Path, b, spec.CloudInit, memory, loggerFactory));
+                        result._disks.Add(CreateVirtioBlock(slot.Path, b, spec.CloudInit, spec.Board.Cpus, memory, loggerFactory));
                         break;
                 }
             }
@@ -72,7 +76,7 @@ internal sealed partial class StorageDevices : IDisposable
         var disk = ctx.Slot.Device switch
         {
             NvmeSpec n => CreateNvme(ctx.Slot.Path, n, ctx.CloudInit, ctx.Memory, ctx.LoggerFactory),
-            VirtioBlockDeviceSpec b => CreateVirtioBlock(ctx.Slot.Path, b, ctx.CloudInit, ctx.Memory, ctx.LoggerFactory),
+            VirtioBlockDeviceSpec b => CreateVirtioBlock(ctx.Slot.Path, b, ctx.CloudInit, ctx.Board?.Cpus ?? 1, ctx.Memory, ctx.LoggerFactory),
             _ => throw new InvalidOperationException($"{PciDeviceFactory.Describe(ctx.Slot.Device)} is not a disk"),
         };
         disk.ResetsFunction = false;   // the machine resets the function itself
@@ -97,16 +101,22 @@ internal sealed partial class StorageDevices : IDisposable
         }
     }
 
-    private static Disk CreateVirtioBlock(PciPath path, VirtioBlockDeviceSpec b, CloudInitConfig? cloudInit, GuestMemory memory, ILoggerFactory lf)
+    /// <summary>A virtio-blk function with a request queue per vCPU (at most <see cref="MaxVirtioBlockQueues"/>).</summary>
+    private static Disk CreateVirtioBlock(PciPath path, VirtioBlockDeviceSpec b, CloudInitConfig? cloudInit, int cpus, GuestMemory memory, ILoggerFactory lf)
     {
         var logger = lf.CreateLogger($"virtio-block.{b.Name}");
         var backend = CreateBackend(b.Backend, cloudInit, lf);
         try
         {
             // GET_ID answers the block_dev name, as the NVMe serial does (20 bytes at most).
-            var options = new VirtioBlockOptions { Serial = AsciiSerial(NvmeSpec.SerialFor(b.Backend.Name)) };
+            var options = new VirtioBlockOptions
+            {
+                Serial = AsciiSerial(NvmeSpec.SerialFor(b.Backend.Name)),
+                NumQueues = Math.Clamp(cpus, 1, MaxVirtioBlockQueues),
+            };
             var function = new PciVirtioBlock(memory, backend, options, logger);
             LogDisk(logger, b.Name, "pci-virtio-block", path.ToString(), b.Backend.Name, backend.Kind, backend.Info.SizeInBytes, backend.Info.BlockSize, backend.Info.ReadOnly);
+            LogQueues(logger, b.Name, options.NumQueues, cpus);
             return new Disk(b.Name, path, function, b.Backend, backend);
         }
         catch
@@ -228,6 +238,9 @@ internal sealed partial class StorageDevices : IDisposable
             backend.Dispose();
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "[dev.{Device}] {Queues} request queue(s) for {Cpus} vCPU(s) (VIRTIO_BLK_F_MQ when more than one)")]
+    private static partial void LogQueues(ILogger logger, string device, int queues, int cpus);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "[dev.{Device}] {Driver} at {Path}: block_dev {BlockDev} ({Kind}, {Size} bytes in {BlockSize}-byte blocks, read-only {ReadOnly})")]
     private static partial void LogDisk(ILogger logger, string device, string driver, string path, string blockDev, string kind, ulong size, uint blockSize, bool readOnly);

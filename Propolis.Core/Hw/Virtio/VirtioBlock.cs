@@ -20,6 +20,10 @@ public sealed record VirtioBlockOptions
 
     /// <summary>Advertised max_discard_sectors and max_write_zeroes_sectors (512-byte sectors).</summary>
     public uint MaxDiscardSectors { get; init; } = 1u << 22;
+
+    /// <summary>Request queues, 1 to <see cref="VirtioBlockSpec.MaxQueues"/>; more than one offers
+    /// VIRTIO_BLK_F_MQ with num_queues = this (§5.2.3, §5.2.4), as QEMU does with a queue per vCPU.</summary>
+    public int NumQueues { get; init; } = 1;
 }
 
 /// <summary>virtio-blk request types, status values, feature bits and the configuration layout
@@ -31,6 +35,10 @@ public static class VirtioBlockSpec
     public const int SectorShift = 9;
     public const int IdBytes = 20;
 
+    /// <summary>Most request queues a device is built with (num_queues is a le16; each queue also
+    /// takes an MSI-X vector of the transitional function's table).</summary>
+    public const int MaxQueues = 64;
+
     // §5.2.3 feature bits
     public const ulong FeatureSizeMax = 1UL << 1;
     public const ulong FeatureSegMax = 1UL << 2;
@@ -39,6 +47,7 @@ public static class VirtioBlockSpec
     public const ulong FeatureBlkSize = 1UL << 6;
     public const ulong FeatureFlush = 1UL << 9;
     public const ulong FeatureTopology = 1UL << 10;
+    public const ulong FeatureMq = 1UL << 12;
     public const ulong FeatureDiscard = 1UL << 13;
     public const ulong FeatureWriteZeroes = 1UL << 14;
 
@@ -84,7 +93,7 @@ public static class VirtioBlockSpec
     }
 }
 
-/// <summary>The virtio-blk device logic (virtio 1.2 §5.2) over one request queue: parses requests
+/// <summary>The virtio-blk device logic (virtio 1.2 §5.2) over one or more request queues: parses requests
 /// from validated descriptor chains, submits them to an <see cref="IBlockBackend"/> through a
 /// <see cref="BlockAttachment"/> and completes them into the used ring from whatever thread the
 /// backend finishes on.</summary>
@@ -99,11 +108,19 @@ public static class VirtioBlockSpec
 /// is returned with 0 bytes written (<see cref="ChainError.DeviceRejected"/>). The used length is the
 /// bytes written into the driver's buffers: data plus status for IN and GET_ID, 1 otherwise.
 /// Hot paths (notify, parse, submit, complete) allocate nothing.
-/// <para>In-flight bookkeeping is per descriptor head; a request's <see cref="BlockRequest.Tag"/>
-/// carries the head and the queue generation, so a completion that arrives after a device reset
+/// <para>In-flight bookkeeping is per queue and descriptor head; a request's <see cref="BlockRequest.Tag"/>
+/// carries the queue index, the head and the queue generation, so a completion goes to the used
+/// ring (and the MSI-X vector) of the queue it came from, and one that arrives after a device reset
 /// is dropped without touching the new rings or the new request that reuses its head. The
-/// attachment's pool holds twice the queue size, so requests stranded by a reset do not starve
-/// the next driver; should the pool still run dry, the request fails with VIRTIO_BLK_S_IOERR.</para>
+/// attachment's pool holds one queue size more than all the queues together, so requests stranded
+/// by a reset do not starve the next driver; should the pool still run dry, the request fails with
+/// VIRTIO_BLK_S_IOERR.</para>
+/// <para>Multiqueue (§5.2.3 VIRTIO_BLK_F_MQ, offered when built with more than one queue): the
+/// transport shows every queue, but requests are served only on the queues the negotiated
+/// features allow: all of them with MQ, requestq0 alone without it (a driver that did not take MQ
+/// uses no other: N = 1 without MQ, §5.2.2); a notification of any other queue is ignored. Each queue
+/// is drained under its own lock into its own scratch space, so queues notified from different
+/// threads (trapped doorbells on several vCPUs) do not wait for each other.</para>
 /// </remarks>
 public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockCompletionHandler
 {
@@ -114,16 +131,25 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         public int Busy;
     }
 
+    /// <summary>A request queue's device-side state: the in-flight slots by head, and the chain
+    /// scratch and lock its drain uses.</summary>
+    private sealed class RequestQueue(VirtQueue queue, int queueSize, int maxSegments)
+    {
+        public readonly VirtQueue Queue = queue;
+        public readonly InFlight[] InFlight = new InFlight[queueSize];
+        public readonly ChainSegment[] Scratch = new ChainSegment[maxSegments];
+        public readonly Lock NotifyLock = new();
+    }
+
     private readonly BlockAttachment _attachment;
     private readonly BlockDeviceInfo _info;
     private readonly IVirtQueueEvents _transport;
     private readonly ILogger? _logger;
     private readonly VirtQueue[] _queues;
-    private readonly InFlight[] _inFlight;
-    private readonly ChainSegment[] _scratch;
+    private readonly RequestQueue[] _requestQueues;
     private readonly byte[] _config = new byte[VirtioBlockSpec.Config.Size];
     private readonly byte[] _serial = new byte[VirtioBlockSpec.IdBytes];
-    private readonly Lock _notifyLock = new();
+    private volatile int _usableQueues = 1;
     private readonly int _maxSegments;
     private readonly uint _blockSize;
     private readonly ulong _capacitySectors;
@@ -140,6 +166,10 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         if (options.MaxChainDescriptors < 3 || options.MaxChainDescriptors > options.QueueSize)
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxChainDescriptors, "a chain holds 3 to QueueSize descriptors");
+        }
+        if (options.NumQueues < 1 || options.NumQueues > VirtioBlockSpec.MaxQueues)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.NumQueues, $"num_queues is 1 to {VirtioBlockSpec.MaxQueues}");
         }
         var info = backend.Info;
         var blockSize = info.BlockSize;
@@ -162,13 +192,22 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         _maxSegments = options.MaxChainDescriptors;
         _capacitySectors = info.SizeInBytes >> VirtioBlockSpec.SectorShift;
         _maxDiscardSectors = options.MaxDiscardSectors;
-        _queues = [new VirtQueue(memory, 0, options.QueueSize, this, logger)];
-        _scratch = new ChainSegment[_maxSegments];
-        _inFlight = new InFlight[options.QueueSize];
-        _attachment = new BlockAttachment(backend, memory, this, 2 * options.QueueSize, _maxSegments, logger);
+        var numQueues = options.NumQueues;
+        _queues = new VirtQueue[numQueues];
+        _requestQueues = new RequestQueue[numQueues];
+        for (var i = 0; i < numQueues; i++)
+        {
+            _queues[i] = new VirtQueue(memory, (ushort)i, options.QueueSize, this, logger);
+            _requestQueues[i] = new RequestQueue(_queues[i], options.QueueSize, _maxSegments);
+        }
+        _attachment = new BlockAttachment(backend, memory, this, (numQueues + 1) * options.QueueSize, _maxSegments, logger);
 
         var features = VirtioFeatures.Version1 | VirtioFeatures.RingIndirectDesc | VirtioFeatures.RingEventIdx
             | VirtioBlockSpec.FeatureSegMax | VirtioBlockSpec.FeatureBlkSize;
+        if (numQueues > 1)
+        {
+            features |= VirtioBlockSpec.FeatureMq;
+        }
         if (info.SupportsFlush)
         {
             features |= VirtioBlockSpec.FeatureFlush;
@@ -197,6 +236,10 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
 
     public ReadOnlySpan<VirtQueue> Queues => _queues;
 
+    /// <summary>Queues requests are served on under the negotiated features: every queue with
+    /// VIRTIO_BLK_F_MQ, else requestq0 alone.</summary>
+    public int UsableQueues => _usableQueues;
+
     public int ConfigSize => _config.Length;
 
     private void BuildConfig(uint blockSize)
@@ -205,7 +248,7 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         BinaryPrimitives.WriteUInt64LittleEndian(c[VirtioBlockSpec.Config.Capacity..], _capacitySectors);
         BinaryPrimitives.WriteUInt32LittleEndian(c[VirtioBlockSpec.Config.SegMax..], (uint)(_maxSegments - 2));
         BinaryPrimitives.WriteUInt32LittleEndian(c[VirtioBlockSpec.Config.BlkSize..], blockSize);
-        BinaryPrimitives.WriteUInt16LittleEndian(c[VirtioBlockSpec.Config.NumQueues..], 1);
+        BinaryPrimitives.WriteUInt16LittleEndian(c[VirtioBlockSpec.Config.NumQueues..], (ushort)_queues.Length);
         var sectorsPerBlock = blockSize >> VirtioBlockSpec.SectorShift;
         if ((DeviceFeatures & VirtioBlockSpec.FeatureDiscard) != 0)
         {
@@ -231,36 +274,44 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
     public void FeaturesNegotiated(ulong features)
     {
         NegotiatedFeatures = features;
-        _queues[0].ApplyRingFeatures(features);
+        foreach (var q in _queues)
+        {
+            q.ApplyRingFeatures(features);
+        }
+        _usableQueues = (features & VirtioBlockSpec.FeatureMq) != 0 ? _queues.Length : 1;
     }
 
     public void Reset()
     {
         NegotiatedFeatures = 0;
+        _usableQueues = 1;
         foreach (var q in _queues)
         {
             q.Reset();
         }
     }
 
-    /// <summary>The driver notified the request queue (§4.1.5.2): drains it, with notifications
-    /// suppressed while draining and re-armed after (§2.7.10). Allocation-free.</summary>
+    /// <summary>The driver notified request queue <paramref name="queue"/> (§4.1.5.2): drains it,
+    /// with notifications suppressed while draining and re-armed after (§2.7.10). A queue the
+    /// negotiated features do not allow is left alone. Allocation-free.</summary>
     public void QueueNotify(int queue)
     {
-        if ((uint)queue >= (uint)_queues.Length)
+        if ((uint)queue >= (uint)_usableQueues)
         {
+            // Not logged: the transport looks at every queue at DRIVER_OK, used or not.
             return;
         }
-        var q = _queues[queue];
-        lock (_notifyLock)
+        var rq = _requestQueues[queue];
+        var q = rq.Queue;
+        lock (rq.NotifyLock)
         {
             q.DisableNotification();
             while (true)
             {
                 PopResult r;
-                while ((r = q.TryPop(_scratch, out var chain)) == PopResult.Chain)
+                while ((r = q.TryPop(rq.Scratch, out var chain)) == PopResult.Chain)
                 {
-                    HandleChain(q, chain);
+                    HandleChain(rq, chain);
                 }
                 if (r == PopResult.Broken || !q.EnableNotification())
                 {
@@ -270,9 +321,10 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         }
     }
 
-    private void HandleChain(VirtQueue q, DescriptorChain chain)
+    private void HandleChain(RequestQueue rq, DescriptorChain chain)
     {
-        var segs = _scratch.AsSpan(0, chain.SegmentCount);
+        var q = rq.Queue;
+        var segs = rq.Scratch.AsSpan(0, chain.SegmentCount);
         var last = segs[^1];
         if (!last.Writable)
         {
@@ -280,7 +332,7 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
             return;
         }
         var head = chain.Head;
-        ref var slot = ref _inFlight[head];
+        ref var slot = ref rq.InFlight[head];
         var generation = q.Generation;
         if (Interlocked.CompareExchange(ref slot.Busy, 1, 0) != 0 && slot.Generation == generation)
         {
@@ -291,7 +343,7 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         slot.Busy = 1;
         slot.Generation = generation;
         slot.StatusAddress = last.Address + last.Length - 1;
-        var tag = MakeTag(head, generation);
+        var tag = MakeTag(q.Index, head, generation);
 
         Span<byte> header = stackalloc byte[VirtioBlockSpec.RequestHeaderSize];
         if (chain.ReadableLength < VirtioBlockSpec.RequestHeaderSize || !Gather(segs, 0, header))
@@ -401,7 +453,8 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
         return true;
     }
 
-    private static ulong MakeTag(ushort head, int generation) => head | ((ulong)(uint)generation << 16);
+    /// <summary>Bits 0-15 the descriptor head, 16-47 the queue generation, 48-63 the queue index.</summary>
+    private static ulong MakeTag(ushort queue, ushort head, int generation) => head | ((ulong)(uint)generation << 16) | ((ulong)queue << 48);
 
     private void StartDiscard(ulong tag, BlockOperation op, ulong feature, ReadOnlySpan<ChainSegment> segs, uint payload)
     {
@@ -532,10 +585,11 @@ public sealed class VirtioBlock : IVirtioDevice, IVirtQueueEvents, IBlockComplet
 
     private void Finish(ulong tag, byte status, uint written)
     {
-        var q = _queues[0];
+        var rq = _requestQueues[(ushort)(tag >> 48)];
+        var q = rq.Queue;
         var head = (ushort)tag;
         var generation = (int)(uint)(tag >> 16);
-        ref var slot = ref _inFlight[head];
+        ref var slot = ref rq.InFlight[head];
         if (generation != q.Generation || slot.Generation != generation)
         {
             return;   // completed after a reset: the driver no longer expects it

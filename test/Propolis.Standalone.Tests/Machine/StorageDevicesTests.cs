@@ -22,10 +22,10 @@ public sealed class StorageDevicesTests : IDisposable
         _f.Dispose();
     }
 
-    private MachineSpec Spec(string devices) => MachineSpec.From(_f.Load($$"""
+    private MachineSpec Spec(string devices, int cpus = 1) => MachineSpec.From(_f.Load($$"""
         [main]
         name = "vm"
-        cpus = 1
+        cpus = {{cpus}}
         memory = 256
         kernel = "vmlinuz"
 
@@ -94,6 +94,32 @@ public sealed class StorageDevicesTests : IDisposable
         foreach (var l in disks.Lifecycles) l.Start();
         foreach (var l in disks.Lifecycles) l.Pause();
         foreach (var l in disks.Lifecycles) l.Halt();
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 2)]
+    [InlineData(32, StorageDevices.MaxVirtioBlockQueues)]
+    public void AVirtioBlockDiskHasARequestQueuePerVcpuUpToTheCap(int cpus, int queues)
+    {
+        _f.Write("vmlinuz", 16);
+        var spec = Spec("""
+
+            [block_dev.mem0]
+            type = "mem-async"
+            size = 1048576
+
+            [dev.b]
+            driver = "pci-virtio-block"
+            block_dev = "mem0"
+            pci-path = "0.5.0"
+            """, cpus);
+        using var disks = StorageDevices.Create(spec, _memory, NullLoggerFactory.Instance);
+        var vblk = Assert.IsType<PciVirtioBlock>(disks.Functions[0].Function);
+        Assert.Equal(queues, vblk.Block.Queues.Length);
+        Assert.Equal(queues, BitConverter.ToUInt16(Config(vblk, VirtioBlockSpec.Config.NumQueues, 2)));
+        Assert.Equal(queues > 1, (vblk.Block.DeviceFeatures & VirtioBlockSpec.FeatureMq) != 0);
+        Assert.Equal(queues + 1, vblk.MsixVectors);
     }
 
     private static byte[] Config(PciVirtioBlock dev, int offset, int length)

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The guest writes a pattern (4 MiB at scattered offsets) to a pci-virtio-block disk and to a
 # pci-nvme disk, syncs and powers off: the image files equal the host's expectation byte for
-# byte. A second boot reads the pattern back. A read_only disk refuses writes in the guest.
+# byte. A second boot reads the pattern back. A read_only disk refuses writes in the guest. The
+# 2-vCPU guest sees two blk-mq hardware queues on the virtio disk (VIRTIO_BLK_F_MQ).
 # e2e-timeout: 600
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"
 . "$E2E_ROOT/test/e2e/lib/disks.sh"
@@ -29,6 +30,8 @@ boot_to_shell 300
 wait_disks vda vdb nvme0n1
 shell 'cat /sys/block/vda/size /sys/block/nvme0n1/size | tr "\n" " "; echo' '^32768 32768 ?$'
 shell 'cat /sys/block/nvme0n1/device/serial' '^nvme *$'
+# A request queue per vCPU (VIRTIO_BLK_F_MQ): blk-mq shows one hardware queue for each of the 2.
+shell 'ls /sys/block/vda/mq | wc -l' '^2$'
 for off in $OFFSETS; do
     shell "yes vblk-$off | head -c 1048576 | dd of=/dev/vda iflag=fullblock bs=4096 seek=$off conv=fsync 2>/dev/null; echo vda-$off=\$?" "^vda-$off=0$" 60
     shell "yes nvme-$off | head -c 1048576 | dd of=/dev/nvme0n1 iflag=fullblock bs=4096 seek=$off conv=fsync 2>/dev/null; echo nvme-$off=\$?" "^nvme-$off=0$" 60

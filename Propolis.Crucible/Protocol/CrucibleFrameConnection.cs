@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Propolis.Crucible.Protocol;
@@ -18,6 +19,9 @@ namespace Propolis.Crucible.Protocol;
 /// head is encoded into a pooled buffer and the bulk data is sent from the caller's memory,
 /// on a socket in one gather write, on a stream as a second write. Disposing the
 /// connection aborts a send in progress.</para>
+/// <para>Receives and sends that have to wait reuse pooled state machines
+/// (<see cref="PoolingAsyncValueTaskMethodBuilder"/>), so a message in steady state allocates
+/// no task: await each returned <see cref="ValueTask"/> once.</para>
 /// </remarks>
 public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
 {
@@ -30,6 +34,7 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly PooledBufferWriter _head = new(4096);
     private readonly ArraySegment<byte>[] _gather = new ArraySegment<byte>[2];
+    private GatherSend? _gatherSend;
 
     private ReceiveBuffer _receive = new(DefaultReceiveBufferSize);
     private int _start;
@@ -58,6 +63,7 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
     /// frames; throws <see cref="CrucibleProtocolException"/> on a malformed frame or a close
     /// in the middle of one.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ReceivedMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
@@ -141,6 +147,7 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
             : _stream!.ReadAsync(destination, cancellationToken);
 
     /// <summary>Sends one message as one frame.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask SendAsync(Message message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -170,6 +177,7 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendOnSocketAsync(Socket socket, ReadOnlyMemory<byte> bulk, CancellationToken cancellationToken)
     {
         ArraySegment<byte> head = _head.WrittenSegment;
@@ -187,7 +195,9 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         _gather[0] = head;
         _gather[1] = data;
-        int sent = await socket.SendAsync(_gather, SocketFlags.None).ConfigureAwait(false);
+        // Through a reusable SocketAsyncEventArgs: Socket.SendAsync(IList) would allocate a Task per frame.
+        _gatherSend ??= new GatherSend(_gather);
+        int sent = await _gatherSend.SendAsync(socket).ConfigureAwait(false);
         // A stream socket sends all of it; finish by hand if a partial send ever shows up.
         if (sent < head.Count)
         {
@@ -201,6 +211,7 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private static async ValueTask SendAllAsync(Socket socket, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
     {
         while (!bytes.IsEmpty)
@@ -222,6 +233,7 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
             _stream?.Dispose();
         }
         _receive.Release();
+        _gatherSend?.Dispose(); // deferred by the runtime until a send in progress completes
         // The head buffer may be in use by a send that the close above is aborting; let the
         // GC take it rather than return it to the pool under that send.
     }
@@ -230,5 +242,52 @@ public sealed class CrucibleFrameConnection : IAsyncDisposable, IDisposable
     {
         Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>One gather send at a time (the send lock), awaitable without a task per send.</summary>
+    private sealed class GatherSend : SocketAsyncEventArgs, System.Threading.Tasks.Sources.IValueTaskSource<int>
+    {
+        private System.Threading.Tasks.Sources.ManualResetValueTaskSourceCore<int> _core;
+
+        public GatherSend(ArraySegment<byte>[] buffers) : base(unsafeSuppressExecutionContextFlow: true)
+        {
+            _core.RunContinuationsAsynchronously = false; // inline on the completion thread, as the socket's own awaitables
+            _buffers = buffers;
+        }
+
+        private readonly ArraySegment<byte>[] _buffers;
+
+        public ValueTask<int> SendAsync(Socket socket)
+        {
+            _core.Reset();
+            BufferList = _buffers; // copies the two segments into its own reused list
+            if (!socket.SendAsync(this))
+            {
+                return SocketError == SocketError.Success
+                    ? new ValueTask<int>(BytesTransferred)
+                    : ValueTask.FromException<int>(new SocketException((int)SocketError));
+            }
+            return new ValueTask<int>(this, _core.Version);
+        }
+
+        protected override void OnCompleted(SocketAsyncEventArgs e)
+        {
+            if (SocketError == SocketError.Success)
+            {
+                _core.SetResult(BytesTransferred);
+            }
+            else
+            {
+                _core.SetException(new SocketException((int)SocketError));
+            }
+        }
+
+        public int GetResult(short token) => _core.GetResult(token);
+
+        public System.Threading.Tasks.Sources.ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token,
+            System.Threading.Tasks.Sources.ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 }

@@ -32,6 +32,13 @@ internal enum JobClientState : byte
     Skipped,
 }
 
+/// <summary>A job's state on each of the three downstairs, held inline in the job.</summary>
+[System.Runtime.CompilerServices.InlineArray(3)]
+internal struct ClientStates
+{
+    private JobClientState _first;
+}
+
 /// <summary>
 /// One job (crucible <c>DownstairsIO</c>): its id, dependencies, block range, data and per-downstairs
 /// state. Write data is held (encrypted) until the job retires, for replay to a downstairs that
@@ -59,7 +66,8 @@ internal sealed class IoJob
 
     public JobId[] Dependencies { get; }
 
-    public readonly JobClientState[] State = new JobClientState[3];
+    /// <summary>Per downstairs, by client id (inline: no array per job).</summary>
+    public ClientStates State;
 
     /// <summary>Write data: <see cref="Length"/> bytes of a rented array.</summary>
     public byte[]? Buffer;
@@ -93,6 +101,12 @@ internal sealed class IoJob
 
     /// <summary>Live repair: completed when the job is finished on every downstairs.</summary>
     public TaskCompletionSource? Finished;
+
+    /// <summary>A flush or barrier: <c>[Id]</c>, the dependency array of every job that depends on it alone.</summary>
+    public JobId[]? AsDependency;
+
+    /// <summary>The message sent to every downstairs that needs no variant of its own (built once, on first send).</summary>
+    public Message? Message;
 
     /// <summary>The first error a downstairs reported for this job.</summary>
     public CrucibleError? FirstError;
@@ -131,7 +145,7 @@ internal sealed class IoJob
         }
     }
 
-    public override string ToString() => $"{Id} {Kind} [{string.Join(",", State)}]";
+    public override string ToString() => $"{Id} {Kind} [{State[0]},{State[1]},{State[2]}]";
 }
 
 /// <summary>
@@ -153,4 +167,65 @@ public abstract class UpstairsIo
 
     /// <summary>The result: null for success.</summary>
     protected internal abstract void Completed(CrucibleError? error);
+}
+
+/// <summary>
+/// The jobs not yet retired, in id order (crucible <c>ActiveJobs</c>, a BTreeMap): a sorted list, as
+/// jobs arrive almost always in id order (live repair reserves ids it enqueues later) and retire
+/// from the front. Adding is an append in steady state and allocates nothing once the list has
+/// grown; lookups are binary searches.
+/// </summary>
+internal sealed class JobTable
+{
+    private readonly List<IoJob> _list = new();
+
+    public int Count => _list.Count;
+
+    /// <summary>In id order. Not to be changed while enumerated.</summary>
+    public List<IoJob> Values => _list;
+
+    public void Add(IoJob job)
+    {
+        ulong id = job.Id.Value;
+        int at = _list.Count;
+        while (at > 0 && _list[at - 1].Id.Value > id)
+        {
+            at--;
+        }
+        if (at > 0 && _list[at - 1].Id.Value == id)
+        {
+            throw new ArgumentException($"job {id} is already queued");
+        }
+        _list.Insert(at, job);
+    }
+
+    public bool TryGetValue(ulong id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IoJob? job)
+    {
+        int lo = 0, hi = _list.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = lo + ((hi - lo) >> 1);
+            ulong v = _list[mid].Id.Value;
+            if (v == id)
+            {
+                job = _list[mid];
+                return true;
+            }
+            if (v < id)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+        job = null;
+        return false;
+    }
+
+    /// <summary>The first <paramref name="count"/> jobs (the oldest) leave the table.</summary>
+    public void RemoveFirst(int count) => _list.RemoveRange(0, count);
+
+    public void Clear() => _list.Clear();
 }

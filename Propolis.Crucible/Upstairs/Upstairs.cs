@@ -78,7 +78,7 @@ public sealed class Upstairs : IAsyncDisposable
     private readonly Guid _sessionId = Guid.NewGuid();
 
     /// <summary>Every job not yet retired, by id.</summary>
-    private readonly SortedDictionary<ulong, IoJob> _jobs = new();
+    private readonly JobTable _jobs = new();
 
     /// <summary>The last flush or barrier and every job after it: the dependency window.</summary>
     private readonly List<IoJob> _window = new();
@@ -514,13 +514,27 @@ public sealed class Upstairs : IAsyncDisposable
         {
             n += DependsOn(w) ? 1 : 0;
         }
-        JobId[] deps = n == 0 ? [] : new JobId[n];
-        n = 0;
-        foreach (IoJob w in _window)
+        JobId[] deps;
+        if (n == 0)
         {
-            if (DependsOn(w))
+            deps = [];
+        }
+        else if (n == 1 && _window[0].IsFlushOrBarrier && !all)
+        {
+            // Only the last flush or barrier (the usual case between flushes): one array shared by
+            // every such job (dependency arrays are never changed once made).
+            deps = _window[0].AsDependency ??= [_window[0].Id];
+        }
+        else
+        {
+            deps = new JobId[n];
+            n = 0;
+            foreach (IoJob w in _window)
             {
-                deps[n++] = w.Id;
+                if (DependsOn(w))
+                {
+                    deps[n++] = w.Id;
+                }
             }
         }
         var job = new IoJob(id, kind, start, count, deps);
@@ -538,7 +552,7 @@ public sealed class Upstairs : IAsyncDisposable
     /// <summary>Adds the job and sends it to every downstairs that takes it (crucible <c>enqueue</c>).</summary>
     private void Enqueue(IoJob job)
     {
-        _jobs.Add(job.Id.Value, job);
+        _jobs.Add(job);
         int skipped = 0;
         foreach (DownstairsClient c in _clients)
         {
@@ -601,6 +615,24 @@ public sealed class Upstairs : IAsyncDisposable
     private Message BuildMessage(IoJob job, DownstairsClient c)
     {
         JobId[] deps = PruneDependencies(job.Dependencies, c);
+        // Guest I/O: one message serves every downstairs that gets the job's own dependencies and
+        // no extent limit (the usual case), instead of one per downstairs.
+        bool shared = !job.IsLiveRepair && ReferenceEquals(deps, job.Dependencies)
+            && !(job.Kind == JobKind.Flush && c.Phase == ClientPhase.LiveRepair);
+        if (shared && job.Message is { } cached)
+        {
+            return cached;
+        }
+        Message m = NewMessage(job, c, deps);
+        if (shared)
+        {
+            job.Message = m;
+        }
+        return m;
+    }
+
+    private Message NewMessage(IoJob job, DownstairsClient c, JobId[] deps)
+    {
         Guid u = UpstairsId;
         Guid s = _sessionId;
         bool underRepair = job.RepairTarget == c.Id;
@@ -824,23 +856,19 @@ public sealed class Upstairs : IAsyncDisposable
     /// <summary>Forgets every finished job up to a finished flush or barrier.</summary>
     private void Retire(JobId upTo)
     {
-        var gone = new List<ulong>();
-        foreach ((ulong id, IoJob j) in _jobs)
+        List<IoJob> jobs = _jobs.Values;
+        int gone = 0;
+        while (gone < jobs.Count && jobs[gone].Id.Value <= upTo.Value)
         {
-            if (id > upTo.Value)
-            {
-                break;
-            }
-            if (!j.AllTerminal)
+            if (!jobs[gone].AllTerminal)
             {
                 return;
             }
-            gone.Add(id);
+            gone++;
         }
-        foreach (ulong id in gone)
+        for (int i = 0; i < gone; i++)
         {
-            IoJob j = _jobs[id];
-            _jobs.Remove(id);
+            IoJob j = jobs[i];
             _retired.Add(j);
             if (j.Buffer is { } b)
             {
@@ -848,6 +876,7 @@ public sealed class Upstairs : IAsyncDisposable
                 ArrayPool<byte>.Shared.Return(b);
             }
         }
+        _jobs.RemoveFirst(gone);
     }
 
     private void OnReadResponse(DownstairsClient c, ReceivedMessage received)
@@ -1363,9 +1392,15 @@ public sealed class Upstairs : IAsyncDisposable
     {
         try
         {
-            await foreach (Message m in outbox.Reader.ReadAllAsync(token).ConfigureAwait(false))
+            // Waits without a token: the channel's reusable waiter serves only uncancellable waits,
+            // and a disconnect completes the outbox, which ends this loop.
+            ChannelReader<Message> reader = outbox.Reader;
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                await connection.SendAsync(m, token).ConfigureAwait(false);
+                while (reader.TryRead(out Message? m))
+                {
+                    await connection.SendAsync(m, token).ConfigureAwait(false);
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException or CrucibleProtocolException

@@ -170,7 +170,7 @@ public sealed record WorkSummary(ulong Id, bool Replay, string JobType, ulong Nu
 
     private const int StateCount = 5;
 
-    private static int Index(JobClientState[] s) => ((int)s[0] * StateCount + (int)s[1]) * StateCount + (int)s[2];
+    private static int Index(in ClientStates s) => ((int)s[0] * StateCount + (int)s[1]) * StateCount + (int)s[2];
 
     private static string[][] BuildStates()
     {

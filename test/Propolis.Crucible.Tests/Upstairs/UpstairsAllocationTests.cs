@@ -32,6 +32,9 @@ public sealed class UpstairsAllocationTests(ITestOutputHelper output)
     private const int Warmup = 1024;
     private const int Requests = 4096;
 
+    /// <summary>Measured rounds; the least is reported.</summary>
+    private const int Rounds = 3;
+
     /// <summary>
     /// The bound asserted, for the whole process. Measured: about 4.9 KB per write and 5.0 KB per read
     /// before the upstairs' I/O path was trimmed, about 3.2 KB and 3.5 KB after, most of it now the
@@ -132,12 +135,21 @@ public sealed class UpstairsAllocationTests(ITestOutputHelper output)
                 }
                 Writes(Warmup);
                 Reads(Warmup);
-                long before = GC.GetTotalAllocatedBytes(precise: true);
-                Writes(Requests);
-                long afterWrites = GC.GetTotalAllocatedBytes(precise: true);
-                Reads(Requests);
-                long afterReads = GC.GetTotalAllocatedBytes(precise: true);
-                return ((afterWrites - before) / (double)Requests, (afterReads - afterWrites) / (double)Requests);
+                // The count is the whole process's: anything else still running in it (a
+                // previous test's connections winding down, the runner) adds to one round. The
+                // least of a few rounds is this path's own figure.
+                double bestWrite = double.MaxValue, bestRead = double.MaxValue;
+                for (int round = 0; round < Rounds; round++)
+                {
+                    long before = GC.GetTotalAllocatedBytes(precise: true);
+                    Writes(Requests);
+                    long afterWrites = GC.GetTotalAllocatedBytes(precise: true);
+                    Reads(Requests);
+                    long afterReads = GC.GetTotalAllocatedBytes(precise: true);
+                    bestWrite = Math.Min(bestWrite, (afterWrites - before) / (double)Requests);
+                    bestRead = Math.Min(bestRead, (afterReads - afterWrites) / (double)Requests);
+                }
+                return (bestWrite, bestRead);
             }, TaskCreationOptions.LongRunning);
 
             output.WriteLine($"{(encrypted ? "encrypted" : "plain")}: {write:F0} bytes per 4 KiB write (a flush every {FlushEvery} included), {read:F0} bytes per 4 KiB read");

@@ -995,59 +995,86 @@ public sealed class Upstairs : IAsyncDisposable
         }
         c.Phase = ClientPhase.LiveRepair;
         c.RepairMinId = _nextJobId;
-        c.RepairExtent = -1;
         _log.LogInformation("live repair of downstairs {Client} ({Target}) from downstairs {Source} starts at job {Job}",
             c.Id, c.Target, source, _nextJobId);
+        // Extent 0's steps are reserved here, under the lock that put the client in LiveRepair, not
+        // when the repair task gets to run (crucible start_live_repair: min_id is the upcoming close
+        // id). Otherwise guest I/O in between was skipped for the client (no extent under repair
+        // yet), and a flush among it, retired once the others had done it, was no longer known to
+        // be skipped: it stayed in the steps' dependencies on this client, which never got it, and
+        // the repair (and guest I/O to extent 0 behind its reopen) waited forever.
+        IoJob[] first = ReserveRepairSteps(c, source, 0);
         NotifyStateChanged();
-        _liveRepair = Task.Run(() => LiveRepairAsync(c, source));
+        _liveRepair = Task.Run(() => LiveRepairAsync(c, source, first));
     }
 
-    private async Task LiveRepairAsync(DownstairsClient c, int source)
+    /// <summary>
+    /// Makes <paramref name="extent"/> the one under repair and reserves its four steps at once
+    /// (crucible live_repair.rs): guest I/O to the extent that arrives meanwhile depends on the
+    /// reopen and waits for it. Each step is sent only when the one before it has finished on every
+    /// downstairs, so the source has closed the extent before the target asks its repair server for it.
+    /// </summary>
+    private IoJob[] ReserveRepairSteps(DownstairsClient c, int source, uint extent)
     {
+        ulong perExtent = _region!.Value.ExtentSize.Value;
+        c.RepairExtent = extent;
+        var steps = new IoJob[4];
+        int k = 0;
+        foreach (JobKind kind in (ReadOnlySpan<JobKind>)[JobKind.LiveClose, JobKind.LiveRepair, JobKind.LiveNoOp, JobKind.LiveReopen])
+        {
+            IoJob job = NewJob(kind, extent * perExtent, perExtent);
+            job.Extent = extent;
+            job.RepairTarget = c.Id;
+            job.RepairSource = source;
+            job.RepairAddress = _clients[source].RepairAddress;
+            if (kind == JobKind.LiveClose)
+            {
+                job.FlushNumber = _nextFlush++;
+            }
+            job.Finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            steps[k++] = job;
+        }
+        return steps;
+    }
+
+    /// <summary>Tests: awaited by the live repair task before it sends its first step (a busy thread pool, made deterministic).</summary>
+    internal Func<Task>? LiveRepairTaskStarting { get; set; }
+
+    /// <summary>Runs the repair, extent by extent; <paramref name="steps"/> are extent 0's, reserved by <see cref="StartLiveRepair"/>.</summary>
+    private async Task LiveRepairAsync(DownstairsClient c, int source, IoJob[] steps)
+    {
+        if (LiveRepairTaskStarting is { } starting)
+        {
+            await starting().ConfigureAwait(false);
+        }
         uint extents = _region!.Value.ExtentCount;
-        ulong perExtent = _region.Value.ExtentSize.Value;
         for (uint e = 0; e < extents; e++)
         {
-            IoJob[] steps;
-            lock (_gate)
+            // Extent 0's steps were reserved when the repair started and guest I/O may depend on
+            // them already: they are sent even if the client left meanwhile (skipped there, no-ops
+            // for the others); the check below then stops the repair at extent 1.
+            if (e > 0)
             {
-                if (c.Phase != ClientPhase.LiveRepair || State != UpstairsState.Active)
+                lock (_gate)
                 {
-                    _log.LogWarning("live repair of downstairs {Client} stopped at extent {Extent}", c.Id, e);
-                    c.LiveRepairAborted++;
-                    TryNextRepair();
-                    return;
-                }
-                if (_clients[source].Phase != ClientPhase.Active)
-                {
-                    source = Array.FindIndex(_clients, x => x.Phase == ClientPhase.Active);
-                    if (source < 0)
+                    if (c.Phase != ClientPhase.LiveRepair || State != UpstairsState.Active)
                     {
+                        _log.LogWarning("live repair of downstairs {Client} stopped at extent {Extent}", c.Id, e);
                         c.LiveRepairAborted++;
-                        Fault(c, "no source left for live repair");
+                        TryNextRepair();
                         return;
                     }
-                }
-                c.RepairExtent = e;
-                // The four job ids are reserved at once (crucible live_repair.rs): guest I/O to this
-                // extent that arrives meanwhile depends on the reopen and waits for it; each step is
-                // sent only when the one before it has finished on every downstairs, so the source
-                // has closed the extent before the target asks its repair server for it.
-                steps = new IoJob[4];
-                int k = 0;
-                foreach (JobKind kind in (ReadOnlySpan<JobKind>)[JobKind.LiveClose, JobKind.LiveRepair, JobKind.LiveNoOp, JobKind.LiveReopen])
-                {
-                    IoJob job = NewJob(kind, e * perExtent, perExtent);
-                    job.Extent = e;
-                    job.RepairTarget = c.Id;
-                    job.RepairSource = source;
-                    job.RepairAddress = _clients[source].RepairAddress;
-                    if (kind == JobKind.LiveClose)
+                    if (_clients[source].Phase != ClientPhase.Active)
                     {
-                        job.FlushNumber = _nextFlush++;
+                        source = Array.FindIndex(_clients, x => x.Phase == ClientPhase.Active);
+                        if (source < 0)
+                        {
+                            c.LiveRepairAborted++;
+                            Fault(c, "no source left for live repair");
+                            return;
+                        }
                     }
-                    job.Finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    steps[k++] = job;
+                    steps = ReserveRepairSteps(c, source, e);
                 }
             }
             foreach (IoJob step in steps)

@@ -295,11 +295,17 @@ internal sealed class TcpProxy : IDisposable
     }
 }
 
-/// <summary>Logs to stderr when UPSTAIRS_TEST_LOG is set (for debugging a failing test).</summary>
+/// <summary>Logs to stderr when UPSTAIRS_TEST_LOG is set, or appends to the file it names when it is
+/// an absolute path (dotnet test does not show a passing test's stderr), for debugging a failing test.</summary>
 internal sealed class DebugLogger : Microsoft.Extensions.Logging.ILogger
 {
-    public static readonly Microsoft.Extensions.Logging.ILogger? Instance =
-        Environment.GetEnvironmentVariable("UPSTAIRS_TEST_LOG") is null ? null : new DebugLogger();
+    private static readonly string? Setting = Environment.GetEnvironmentVariable("UPSTAIRS_TEST_LOG");
+
+    private static readonly TextWriter Output = Setting is not null && Path.IsPathRooted(Setting)
+        ? TextWriter.Synchronized(new StreamWriter(Setting, append: true) { AutoFlush = true })
+        : Console.Error;
+
+    public static readonly Microsoft.Extensions.Logging.ILogger? Instance = Setting is null ? null : new DebugLogger();
 
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
@@ -307,7 +313,7 @@ internal sealed class DebugLogger : Microsoft.Extensions.Logging.ILogger
 
     public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state,
         Exception? exception, Func<TState, Exception?, string> formatter) =>
-        Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {formatter(state, exception)}");
+        Output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {formatter(state, exception)}");
 }
 
 internal sealed class DebugLoggerFactory : Microsoft.Extensions.Logging.ILoggerFactory

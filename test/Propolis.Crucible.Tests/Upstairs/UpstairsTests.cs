@@ -320,6 +320,51 @@ public class UpstairsTests
     }
 
     [Fact]
+    public async Task AFlushWhileTheLiveRepairTaskIsSlowToStartDoesNotStallTheRepair()
+    {
+        // Under load the repair task may run long after the downstairs entered live repair. Guest
+        // I/O in between must not leave the repair depending on a job that downstairs never got
+        // (it used to: a flush skipped there and retired meanwhile stayed in the first step's
+        // dependencies, and the repair, and guest I/O to extent 0 behind it, waited forever).
+        await using RegionSet set = RegionSet.Start();
+        CrucibleUpstairs up = await set.ActivateAsync(1, o => o with { MaxOutstandingJobs = 6 });
+        var repairTaskMayRun = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        up.LiveRepairTaskStarting = () => repairTaskMayRun.Task;
+        byte[] late = RegionSet.Pattern(2, 0x70);
+        await using (up)
+        {
+            await up.WriteAsync(0, RegionSet.Pattern(8, 1)).WaitAsync(Wait);
+            await up.FlushAsync().WaitAsync(Wait);
+            set.Proxy(2).Cut();
+            await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Offline).WaitAsync(Wait);
+            for (int i = 0; i < 10; i++)
+            {
+                await up.WriteAsync((ulong)(i * 3 % 30), RegionSet.Pattern(2, (byte)(0x50 + i))).WaitAsync(Wait);
+            }
+            await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Faulted).WaitAsync(Wait);
+            set.Proxy(2).Restore();
+            await up.WaitForAsync(s => s[2].Phase == ClientPhase.LiveRepair).WaitAsync(Wait);
+
+            // The repair task has not run yet: a write beyond extent 0, then a flush.
+            await up.WriteAsync(24, late).WaitAsync(Wait);
+            Task flush = up.FlushAsync();
+            ulong flushId = up.GetWorkSummary().Jobs.Last(j => j.JobType == "Flush").Id;
+            // Let the repair task run once the flush has settled: sent to downstairs 2 too (it waits
+            // for the repair's first steps), or (before the fix) skipped there, done and retired.
+            await up.WaitForAsync(_ => up.GetWorkSummary().Jobs.FirstOrDefault(j => j.Id == flushId) is not { } f || f.State[2] != "Skip")
+                .WaitAsync(Wait);
+            repairTaskMayRun.SetResult();
+
+            await up.WaitForAsync(_ => up.LiveRepairsCompleted == 1).WaitAsync(Wait);
+            await flush.WaitAsync(Wait);
+            Assert.Equal(ClientPhase.Active, up.Status()[2].Phase);
+            Assert.Equal(late, await Read(up, 24, 2));
+            await up.FlushAsync().WaitAsync(Wait);
+        }
+        await AssertRegionsEqual(set, 0, 1, 2);
+    }
+
+    [Fact]
     public async Task CorruptDataFromADownstairsIsDetectedAndServedFromAnother()
     {
         await using RegionSet set = RegionSet.Start();

@@ -165,13 +165,9 @@ internal sealed partial class SchemaReader
                 mac = null;
             }
         }
-        // Not in propolis (viona is always in-kernel on illumos): on Linux the in-kernel path is vhost-net.
-        var vhost = r.Bool("vhost") switch
-        {
-            true => VhostNetMode.Required,
-            false => VhostNetMode.Off,
-            null => VhostNetMode.Auto,
-        };
+        // Not in propolis (viona is always in-kernel on illumos): on Linux the in-kernel path is
+        // vhost-net, opt-in for now (VhostNetMode.Auto says why).
+        var vhost = r.Bool("vhost") == true ? VhostNetMode.Required : VhostNetMode.Off;
         if (pci is not { } p || vnic is null)
             return null;
         return new VirtioNetDeviceConfig(name, p, vnic, rx, tx, copy, (ushort)pad, mac, vhost);

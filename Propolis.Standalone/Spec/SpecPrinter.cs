@@ -79,7 +79,7 @@ public static class SpecPrinter
         opts.Add(c.Vhost switch
         {
             VhostNetMode.Required => "tap, vhost-net (required)",
-            VhostNetMode.Off => "tap, packet I/O in-process (vhost = false)",
+            VhostNetMode.Off => "tap, packet I/O in-process (vhost-net off)",
             _ => "tap, vhost-net if /dev/vhost-net opens, else packet I/O in-process",
         });
         return string.Join(", ", opts);

@@ -63,7 +63,7 @@ public sealed class ValidConfigTests : IDisposable
         ├─ 0.1.3  piix3 pm (chipset)
         ├─ 0.4.0  pci-nvme "block0" -> file "ubuntu" {f.Dir}/disk.raw (512 B blocks, 8 workers)
         ├─ 0.5.0  pci-nvme "block1" -> crucible "my_crucible" 127.0.0.1:8810 127.0.0.1:8820 127.0.0.1:8830 (4096 B blocks, 128 extents of 131072 blocks = 64 GiB, generation 5, upstairs e4396bd0-ede1-48d7-ac14-3d2094dfba5b, encrypted)
-        └─ 0.6.0  pci-virtio-viona "net0" -> vnic vnic_prop0 (rx 2048, tx 256, tap, vhost-net if /dev/vhost-net opens, else packet I/O in-process)
+        └─ 0.6.0  pci-virtio-viona "net0" -> vnic vnic_prop0 (rx 2048, tx 256, tap, packet I/O in-process (vhost-net off))
 
         """.Replace("\r\n", "\n");
 
@@ -93,7 +93,7 @@ public sealed class ValidConfigTests : IDisposable
         var net = Assert.IsType<VirtioNetDeviceConfig>(config.FindDevice("net0"));
         Assert.Equal((2048, 256, true, (ushort)0), (net.RxQueueSize, net.TxQueueSize, net.TxCopyData, net.TxHeaderPad));
         Assert.Equal(new PciPath(0, 6, 0), net.Slot);
-        Assert.Equal(VhostNetMode.Auto, net.Vhost);
+        Assert.Equal(VhostNetMode.Off, net.Vhost);
     }
 
     [Fact]
@@ -259,7 +259,7 @@ public sealed class ValidConfigTests : IDisposable
             ├─ 0.4.0  pci-virtio-block "vio" -> cloudinit "ci" user-data inline, meta-data {_f.Dir}/meta.yaml, network-config empty (512 B blocks)
             ├─ 0.4.1  pci-virtio-block "ramdisk" -> mem-async "ram" 1 MiB (512 B blocks, 2 workers, flushes skipped)
             ├─ 0.5.0  pci-nvme "nvme" -> crucible "cru" [::1]:1 [::1]:2 10.0.0.1:3 (512 B blocks, 2 extents of 16 blocks = 16 KiB, generation 0, tls, lossy, flush every 2.5 s, control 127.0.0.1:7777, read-only)
-            ├─ 0.6.0  pci-virtio-viona "net" -> vnic tap0 (rx 1024, tx 512, tx_copy_data false: no effect on a TAP, tx_header_pad 2: no effect on a TAP, mac 02:08:20:ac:e9:16, tap, packet I/O in-process (vhost = false))
+            ├─ 0.6.0  pci-virtio-viona "net" -> vnic tap0 (rx 1024, tx 512, tx_copy_data false: no effect on a TAP, tx_header_pad 2: no effect on a TAP, mac 02:08:20:ac:e9:16, tap, packet I/O in-process (vhost-net off))
             ├─ 0.7.0  pci-virtio-socket "vsock" guest cid 3, port 22 -> 127.0.0.1:2222
             ├─ 0.31.7 pci-nvme "cmemdisk" -> crucible-mem "cmem" 8 KiB (4096 B blocks)
             └─ isa    qemu-pvpanic "panic" port 0x505

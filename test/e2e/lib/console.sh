@@ -76,6 +76,17 @@ _console_fill() {
     [ $rc -eq 0 ] || [ $rc -gt 128 ]
 }
 
+# console_drain [SECONDS]: append what the console prints in the next SECONDS (2) to
+# $CONSOLE_LOG without matching anything: a failing case keeps the guest's last words (an oops,
+# a panic) in its transcript.
+console_drain() {
+    [ -n "$_console_out" ] || return 0
+    local until=$((SECONDS + ${1:-2}))
+    while [ $SECONDS -lt $until ]; do
+        _console_fill || break
+    done
+}
+
 _console_expect() {
     local mode=$1 re=$2 timeout=${3:-30} deadline line rest consumed
     [ -n "$_console_out" ] || { echo "console: expect without connect" >&2; return 1; }

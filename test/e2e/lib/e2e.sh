@@ -48,6 +48,8 @@ note() { printf '[%4ss] %s\n' "$SECONDS" "$*"; }
 
 fail() {
     printf 'FAILED: %s\n' "$*" >&2
+    # Whatever the guest printed since the last expect (an oops or a panic) goes into console.log.
+    if declare -F console_drain > /dev/null; then console_drain 3 || true; fi
     exit 1
 }
 skip() {

@@ -278,6 +278,21 @@ public class UpstairsTests
         await AssertRegionsEqual(set, 0, 1, 2);
     }
 
+    /// <summary>With <c>MaxOutstandingJobs = 6</c>: a flushed write, downstairs 2 cut off, then
+    /// ten writes while it is away, so it falls too far behind and is faulted.</summary>
+    private static async Task FaultThirdDownstairsAsync(RegionSet set, CrucibleUpstairs up)
+    {
+        await up.WriteAsync(0, RegionSet.Pattern(8, 1)).WaitAsync(Wait);
+        await up.FlushAsync().WaitAsync(Wait);
+        set.Proxy(2).Cut();
+        await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Offline).WaitAsync(Wait);
+        for (int i = 0; i < 10; i++)
+        {
+            await up.WriteAsync((ulong)(i * 3 % 30), RegionSet.Pattern(2, (byte)(0x50 + i))).WaitAsync(Wait);
+        }
+        await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Faulted).WaitAsync(Wait);
+    }
+
     [Fact]
     public async Task ADownstairsTooFarBehindIsFaultedAndLiveRepairedWhileIoContinues()
     {
@@ -285,15 +300,7 @@ public class UpstairsTests
         CrucibleUpstairs up = await set.ActivateAsync(1, o => o with { MaxOutstandingJobs = 6 });
         await using (up)
         {
-            await up.WriteAsync(0, RegionSet.Pattern(8, 1)).WaitAsync(Wait);
-            await up.FlushAsync().WaitAsync(Wait);
-            set.Proxy(2).Cut();
-            await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Offline).WaitAsync(Wait);
-            for (int i = 0; i < 10; i++)
-            {
-                await up.WriteAsync((ulong)(i * 3 % 30), RegionSet.Pattern(2, (byte)(0x50 + i))).WaitAsync(Wait);
-            }
-            await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Faulted).WaitAsync(Wait);
+            await FaultThirdDownstairsAsync(set, up);
 
             set.Proxy(2).Restore();
             // Guest I/O during the repair.
@@ -333,15 +340,7 @@ public class UpstairsTests
         byte[] late = RegionSet.Pattern(2, 0x70);
         await using (up)
         {
-            await up.WriteAsync(0, RegionSet.Pattern(8, 1)).WaitAsync(Wait);
-            await up.FlushAsync().WaitAsync(Wait);
-            set.Proxy(2).Cut();
-            await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Offline).WaitAsync(Wait);
-            for (int i = 0; i < 10; i++)
-            {
-                await up.WriteAsync((ulong)(i * 3 % 30), RegionSet.Pattern(2, (byte)(0x50 + i))).WaitAsync(Wait);
-            }
-            await up.WaitForAsync(s => s[2].Mode == ConnectionMode.Faulted).WaitAsync(Wait);
+            await FaultThirdDownstairsAsync(set, up);
             set.Proxy(2).Restore();
             await up.WaitForAsync(s => s[2].Phase == ClientPhase.LiveRepair).WaitAsync(Wait);
 

@@ -166,8 +166,13 @@ internal sealed partial class SchemaReader
             }
         }
         // Not in propolis (viona is always in-kernel on illumos): on Linux the in-kernel path is
-        // vhost-net, opt-in for now (VhostNetMode.Auto says why).
-        var vhost = r.Bool("vhost") == true ? VhostNetMode.Required : VhostNetMode.Off;
+        // vhost-net, used when it opens unless the key says otherwise.
+        var vhost = r.Bool("vhost") switch
+        {
+            true => VhostNetMode.Required,
+            false => VhostNetMode.Off,
+            null => VhostNetMode.Auto,
+        };
         if (pci is not { } p || vnic is null)
             return null;
         return new VirtioNetDeviceConfig(name, p, vnic, rx, tx, copy, (ushort)pad, mac, vhost);

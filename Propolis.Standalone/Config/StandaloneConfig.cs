@@ -172,15 +172,14 @@ public sealed record VirtioBlockDeviceConfig(string Name, PciPath Slot, string B
 /// the frames of the receive and transmit queues.</summary>
 public enum VhostNetMode
 {
-    /// <summary>vhost-net if /dev/vhost-net can be opened, else the in-process packet threads (and
-    /// one log line saying why). Not what an absent key means while vhost-net is opt-in: a guest
-    /// crashed once under a vhost-net transfer in the sandbox and the cause is not found yet.</summary>
+    /// <summary>No key: vhost-net if /dev/vhost-net can be opened, else the in-process packet
+    /// threads (and one log line saying why).</summary>
     Auto,
 
     /// <summary><c>vhost = true</c>: vhost-net or the VM does not start.</summary>
     Required,
 
-    /// <summary><c>vhost = false</c> or no key: always the in-process packet threads.</summary>
+    /// <summary><c>vhost = false</c>: always the in-process packet threads.</summary>
     Off,
 }
 
@@ -195,7 +194,7 @@ public sealed record VirtioNetDeviceConfig(
     bool TxCopyData,
     ushort TxHeaderPad,
     byte[]? Mac,
-    VhostNetMode Vhost = VhostNetMode.Off) : DeviceConfig(Name)
+    VhostNetMode Vhost = VhostNetMode.Auto) : DeviceConfig(Name)
 {
     public const int DefaultRxQueueSize = 2048;
     public const int DefaultTxQueueSize = 256;

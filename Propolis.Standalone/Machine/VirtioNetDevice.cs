@@ -111,7 +111,7 @@ internal sealed class VirtioNetDevice : ILifecycle, IDisposable
             logger.LogInformation("{Tap}, mac {Mac}, mtu {Mtu}, {Pairs} queue pair(s); {Path}",
                 tap.Description, Values.FormatMac(mac), tap.Mtu, options.MaxQueuePairs,
                 vhost is not null ? "vhost-net moves the packets once the driver starts the device"
-                    : c.Vhost == VhostNetMode.Off ? "the userspace packet threads move the frames (vhost-net is off: `vhost = true` turns it on)" : "the userspace packet threads move the frames");
+                    : c.Vhost == VhostNetMode.Off ? "the userspace packet threads move the frames (vhost = false)" : "the userspace packet threads move the frames");
             return new VirtioNetDevice(c.Name, tap, vhost, pci, logger);
         }
         catch

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: the end-to-end suite (`./build.sh test` runs it after the unit tests).
 #
-#   test/e2e/run.sh [--verbose] [PATTERN...]
+#   test/e2e/run.sh [--verbose] [--cases DIR] [PATTERN...]
 #
 # Builds the demo guest (demo-guest.sh), then runs every case test/e2e/cases/NN-name.sh (or those
 # whose name contains one of the PATTERNs), in order, inside ONE kvm-sandbox.sh VM when this
@@ -9,7 +9,8 @@
 # "FAIL name (Ns): why" line per case ("SKIP name: why" for a case that exits with status 77,
 # the automake convention, because it cannot run here), then "e2e: N passed, M failed[, K
 # skipped]"; exits non-zero when a case failed. Each case's logs are kept in out/e2e/<name>/ (output.log, console.log, ...).
-# --verbose streams the cases' own output as they run.
+# --verbose streams the cases' own output as they run. --cases DIR runs the cases of DIR instead
+# of test/e2e/cases (test/e2e/soak: the network soak, a diagnostic that is not part of the suite).
 #
 # Writing a case: see lib/e2e.sh for what a case can use, and cases/01-qemu-kvm.sh.
 #
@@ -24,11 +25,12 @@ ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${E2E_OUT:-$ROOT/out}
 RESULTS=$OUT/e2e
 
-inside=0 verbose=0 patterns=()
+inside=0 verbose=0 patterns=() case_dir=$HERE/cases
 while [ $# -gt 0 ]; do
     case "$1" in
         --inside) inside=1; shift ;;          # used by run.sh itself, through kvm-sandbox.sh
         --verbose) verbose=1; shift ;;
+        --cases) case_dir=$(cd "${2:?--cases needs a directory}" && pwd) || exit 2; shift 2 ;;
         -h|--help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) patterns+=("$1"); shift ;;
@@ -37,7 +39,7 @@ done
 
 select_cases() {
     local c name p
-    for c in "$HERE"/cases/[0-9][0-9]-*.sh; do
+    for c in "$case_dir"/[0-9][0-9]-*.sh; do
         [ -f "$c" ] || continue
         name=$(basename "$c" .sh)
         if [ ${#patterns[@]} -eq 0 ]; then echo "$c"; continue; fi
@@ -144,7 +146,7 @@ export E2E_FLOOD_MIB
 if [ -w /dev/kvm ] && [ "${KVM_SANDBOX:-}" != force ]; then E2E_NESTED=0; else E2E_NESTED=1; fi
 export E2E_NESTED
 
-args=()
+args=(--cases "$case_dir")
 [ $verbose -eq 1 ] && args+=(--verbose)
 
 # run_sandboxed CASE-NAME...: one sandbox VM running those cases, watched from outside.

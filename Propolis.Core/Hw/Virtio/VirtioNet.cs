@@ -311,7 +311,9 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
 
     public void Reset()
     {
-        // The kernel lets go of the rings first: nothing may write them once they are reset.
+        // The kernel lets go of the rings first: nothing may write them once they are reset. The
+        // packet threads stay off the queues it had until they are reset (ResetDone below): the
+        // driver is discarding those rings, and the status still reads DRIVER_OK here.
         Vhost?.Reset();
         NegotiatedFeatures = 0;
         foreach (var p in _pairs)
@@ -322,6 +324,8 @@ public sealed class VirtioNet : IVirtioDevice, IDisposable
         {
             q.Reset();
         }
+        // Only now may the packet threads look at the queues the kernel had (they are reset).
+        Vhost?.ResetDone();
         SetControlQueueIndex(2);
         Promiscuous = AllMulticast = false;
         MacTable = (0, 0);

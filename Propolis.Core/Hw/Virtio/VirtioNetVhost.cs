@@ -17,7 +17,8 @@ namespace Propolis.Core.Hw.Virtio;
 /// or the kernel refuses, every queue stays with the packet threads and the log says why.</para>
 /// <para>Take-back (reset, pause, teardown): the kernel unbinds the TAP and reports where each ring
 /// stopped; the queue continues from there (<see cref="VirtQueue.RestoreLastAvailIndex"/>) in the
-/// packet thread (<see cref="VirtioNet.StartQueue"/>), which is itself paused by a pause.</para>
+/// packet thread (<see cref="VirtioNet.StartQueue"/>), which is itself paused by a pause. At a
+/// device reset the packet thread gets the queue only once it is reset (<see cref="ResetDone"/>).</para>
 /// <para>Threads: called on a vCPU (DRIVER_OK, reset) or the lifecycle thread (pause, resume,
 /// teardown) one at a time; a lock orders them anyway. Ring errors reported by the kernel break
 /// the queue (DEVICE_NEEDS_RESET), so the driver resets the device.</para>
@@ -38,6 +39,8 @@ public sealed class VirtioNetVhost : IDisposable
     private readonly ILogger? _logger;
     private readonly Lock _lock = new();
     private readonly bool[] _running;
+    // Pairs taken back at a device reset whose packet threads wait for ResetDone.
+    private readonly bool[] _heldBack;
     private bool _driverRunning;
     private bool _paused;
     private bool _disposed;
@@ -59,6 +62,7 @@ public sealed class VirtioNetVhost : IDisposable
         _msixEnabled = msixEnabled;
         _logger = logger;
         _running = new bool[Math.Min(net.MaxQueuePairs, vhost.Pairs)];
+        _heldBack = new bool[_running.Length];
         vhost.RingError = OnRingError;
     }
 
@@ -99,13 +103,33 @@ public sealed class VirtioNetVhost : IDisposable
         }
     }
 
-    /// <summary>Device reset: the queues come back (they are reset next); nothing goes to the kernel until the next DRIVER_OK.</summary>
+    /// <summary>Device reset, first step: the kernel lets go of the rings, and the packet threads
+    /// stay off them too, because the driver is discarding them; the device resets its queues and
+    /// then calls <see cref="ResetDone"/>. Nothing goes to the kernel until the next DRIVER_OK.</summary>
     public void Reset()
     {
         lock (_lock)
         {
             _driverRunning = false;
-            TakeBackLocked();
+            TakeBackLocked(restartQueues: false);
+        }
+    }
+
+    /// <summary>Device reset, last step (the queues are reset): the packet threads may use the
+    /// queues that were with the kernel again.</summary>
+    public void ResetDone()
+    {
+        lock (_lock)
+        {
+            for (var pair = 0; pair < _heldBack.Length; pair++)
+            {
+                if (_heldBack[pair])
+                {
+                    _heldBack[pair] = false;
+                    _net.StartQueue(2 * pair);
+                    _net.StartQueue(2 * pair + 1);
+                }
+            }
         }
     }
 
@@ -208,7 +232,10 @@ public sealed class VirtioNetVhost : IDisposable
         _logger?.Log(level, "vhost-net not used while this driver runs the device: {Reason}; the userspace packet threads move the frames", reason);
     }
 
-    private void TakeBackLocked()
+    /// <param name="restartQueues">False at a device reset: the packet threads get the queues
+    /// back only after they were reset (<see cref="ResetDone"/>), so that nothing reads or
+    /// completes buffers of rings the driver is discarding.</param>
+    private void TakeBackLocked(bool restartQueues = true)
     {
         var queues = _net.Queues;
         for (var pair = 0; pair < _running.Length; pair++)
@@ -232,8 +259,15 @@ public sealed class VirtioNetVhost : IDisposable
                 queues[2 * pair].Break(e.Message);
                 queues[2 * pair + 1].Break(e.Message);
             }
-            _net.StartQueue(2 * pair);
-            _net.StartQueue(2 * pair + 1);
+            if (restartQueues)
+            {
+                _net.StartQueue(2 * pair);
+                _net.StartQueue(2 * pair + 1);
+            }
+            else
+            {
+                _heldBack[pair] = true;
+            }
         }
     }
 

@@ -63,7 +63,7 @@ public sealed class ValidConfigTests : IDisposable
         ├─ 0.1.3  piix3 pm (chipset)
         ├─ 0.4.0  pci-nvme "block0" -> file "ubuntu" {f.Dir}/disk.raw (512 B blocks, 8 workers)
         ├─ 0.5.0  pci-nvme "block1" -> crucible "my_crucible" 127.0.0.1:8810 127.0.0.1:8820 127.0.0.1:8830 (4096 B blocks, 128 extents of 131072 blocks = 64 GiB, generation 5, upstairs e4396bd0-ede1-48d7-ac14-3d2094dfba5b, encrypted)
-        └─ 0.6.0  pci-virtio-viona "net0" -> vnic vnic_prop0 (rx 2048, tx 256, tap, packet I/O in-process (vhost-net off))
+        └─ 0.6.0  pci-virtio-viona "net0" -> vnic vnic_prop0 (rx 2048, tx 256, tap, vhost-net if /dev/vhost-net opens, else packet I/O in-process)
 
         """.Replace("\r\n", "\n");
 
@@ -93,7 +93,7 @@ public sealed class ValidConfigTests : IDisposable
         var net = Assert.IsType<VirtioNetDeviceConfig>(config.FindDevice("net0"));
         Assert.Equal((2048, 256, true, (ushort)0), (net.RxQueueSize, net.TxQueueSize, net.TxCopyData, net.TxHeaderPad));
         Assert.Equal(new PciPath(0, 6, 0), net.Slot);
-        Assert.Equal(VhostNetMode.Off, net.Vhost);
+        Assert.Equal(VhostNetMode.Auto, net.Vhost);
     }
 
     [Fact]
@@ -286,6 +286,27 @@ public sealed class ValidConfigTests : IDisposable
 
         Assert.Equal(VhostNetMode.Required, Assert.IsType<VirtioNetDeviceConfig>(config.FindDevice("net0")).Vhost);
         Assert.Contains("pci-virtio-viona \"net0\" -> vnic tap0 (rx 2048, tx 256, tap, vhost-net (required))",
+            SpecPrinter.Format(MachineSpec.From(config, "./ttya")));
+    }
+
+    [Fact]
+    public void WithoutAVhostKeyVhostNetIsUsedWhenItOpens()
+    {
+        var config = _f.Load("""
+            [main]
+            name = "vm"
+            cpus = 2
+            memory = 512
+            kernel = "vmlinuz"
+
+            [dev.net0]
+            driver = "pci-virtio-viona"
+            vnic = "tap0"
+            pci-path = "0.5.0"
+            """);
+
+        Assert.Equal(VhostNetMode.Auto, Assert.IsType<VirtioNetDeviceConfig>(config.FindDevice("net0")).Vhost);
+        Assert.Contains("pci-virtio-viona \"net0\" -> vnic tap0 (rx 2048, tx 256, tap, vhost-net if /dev/vhost-net opens, else packet I/O in-process)",
             SpecPrinter.Format(MachineSpec.From(config, "./ttya")));
     }
 

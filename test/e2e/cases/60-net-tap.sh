@@ -5,11 +5,14 @@
 # the demo guest (10.0.2.15, static) ping each other, and a 100 MiB TCP stream goes
 # each way with matching SHA-256 sums (busybox nc in the guest, socat on the host side). The TAP
 # exists before the VM starts (created multi_queue, as the error message tells a user to), so it
-# is left in place after Ctrl+C. The first VM's queues are served by the in-process packet threads
-# (the default: vhost-net is opt-in, README); the guest driver is unbound and bound again (a
-# device reset) and pings once more. A second VM whose vnic does not exist gets one created, up,
-# for its lifetime only, and pings over it: with `vhost = true` where /dev/vhost-net exists (the
-# sandbox loads vhost_net; the log must say vhost-net carries the queues), else `vhost = false`.
+# is left in place after Ctrl+C. The guest driver is unbound and bound again (a device reset)
+# and pings once more. On a host's own KVM the first VM has no `vhost` key, so vhost-net carries
+# its queues where /dev/vhost-net exists (the default). Under the TCG sandbox it runs with
+# `vhost = false`: there the emulated nested SVM hangs or crashes guests under sustained
+# vhost-net traffic, QEMU's as well as ours (test/e2e/README.md, "vhost-net in the sandbox").
+# A second VM whose vnic does not exist gets one created, up, for its lifetime only, and pings
+# over it with no `vhost` key: the log must say vhost-net carries the queues where
+# /dev/vhost-net exists (the sandbox loads vhost_net), else that the packet threads do and why.
 # e2e-timeout: 900
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"
 
@@ -33,13 +36,20 @@ vnic = "ptap0"
 pci-path = "0.5.0"
 mac = "02:00:00:00:00:15"
 EOF
+if [ "${E2E_NESTED:-0}" = 1 ]; then
+    echo 'vhost = false' >> net.toml
+    path_re='userspace packet threads: 2 queue pair'
+    note "nested sandbox: the 100 MiB transfers run with vhost = false (test/e2e/README.md, vhost-net in the sandbox)"
+elif [ -c /dev/vhost-net ]; then
+    path_re='vhost-net: 2 queue pair'
+else
+    path_re='userspace packet threads: 2 queue pair'
+fi
 cp net.toml "$E2E_ARTIFACTS/"
 
 spawn vmm env --default-signal=INT,TERM ip netns exec "$NS" "$E2E_PROPOLIS" net.toml
 boot_to_shell 240
 
-# The data path: the packet threads (no vhost key).
-path_re='userspace packet threads: 2 queue pair'
 vmm_log_has() { # REGEX COUNT: the vmm log has COUNT lines matching REGEX (after up to 10 s)
     local deadline=$((SECONDS + 10))
     until [ "$(grep -c "$1" "$E2E_ARTIFACTS/vmm.log")" -ge "$2" ]; do
@@ -111,13 +121,13 @@ wait_exit vmm 10 0
 disconnect
 in_ns ip link show ptap0 > /dev/null 2>&1 || fail "ptap0 existed before the VM and is gone after it"
 
-# A vnic that does not exist: created (we are root), up while the VM runs, removed after; with
-# vhost = true where /dev/vhost-net exists, else vhost = false (the packet threads).
+# A vnic that does not exist: created (we are root), up while the VM runs, removed after; no
+# vhost key, so vhost-net where /dev/vhost-net exists, else the packet threads (logged, with why).
 if [ -c /dev/vhost-net ]; then
-    vhost2=true path2_re='vhost-net: 1 queue pair' not2_re='userspace packet threads: [0-9]* queue pair'
+    path2_re='vhost-net: 1 queue pair' not2_re='userspace packet threads: [0-9]* queue pair'
 else
-    note "no /dev/vhost-net here: the second VM runs with vhost = false"
-    vhost2=false path2_re='userspace packet threads: 1 queue pair' not2_re='vhost-net: [0-9]* queue pair'
+    note "no /dev/vhost-net here: the second VM's default is the packet threads"
+    path2_re='vhost-net not used: /dev/vhost-net' not2_re='vhost-net: [0-9]* queue pair'
 fi
 write_config net2.toml 1 256
 cat >> net2.toml <<EOF
@@ -126,7 +136,6 @@ cat >> net2.toml <<EOF
 driver = "pci-virtio-viona"
 vnic = "ptap9"
 pci-path = "0.5.0"
-vhost = $vhost2
 EOF
 cp net2.toml "$E2E_ARTIFACTS/"
 spawn vmm2 env --default-signal=INT,TERM ip netns exec "$NS" "$E2E_PROPOLIS" net2.toml
@@ -139,11 +148,11 @@ in_ns ip link show ptap9 | grep -q '[<,]UP[,>]' || fail "ptap9 was created but i
 grep -q 'created tap ptap9' "$E2E_ARTIFACTS/vmm2.log" || fail "no log line about creating ptap9"
 in_ns ip addr add 10.0.9.1/24 dev ptap9
 boot_to_shell 240
-grep -q "$path2_re" "$E2E_ARTIFACTS/vmm2.log" || fail "vhost = $vhost2, but the log does not say '$path2_re' (see vmm2.log)"
-if grep -q "$not2_re" "$E2E_ARTIFACTS/vmm2.log"; then fail "vhost = $vhost2, but the log says '$not2_re'"; fi
-note "second VM, vhost = $vhost2: $(grep -o "$path2_re[^\"]*" "$E2E_ARTIFACTS/vmm2.log" | head -n 1)"
+grep -q "$path2_re" "$E2E_ARTIFACTS/vmm2.log" || fail "no vhost key: the log does not say '$path2_re' (see vmm2.log)"
+if grep -q "$not2_re" "$E2E_ARTIFACTS/vmm2.log"; then fail "no vhost key, but the log says '$not2_re'"; fi
+note "second VM, no vhost key: $(grep -o "$path2_re[^\"]*" "$E2E_ARTIFACTS/vmm2.log" | head -n 1)"
 shell 'ip addr add 10.0.9.15/24 dev eth0 && ip link set eth0 up && ping -c 3 -W 5 10.0.9.1 | grep -o "[0-9]* packets received"' '^[0-9]+ packets received$' 60
-[ "$CONSOLE_MATCH" = "3 packets received" ] || fail "vhost = $vhost2: guest -> host ping: $CONSOLE_MATCH"
+[ "$CONSOLE_MATCH" = "3 packets received" ] || fail "second VM (no vhost key): guest -> host ping: $CONSOLE_MATCH"
 kill -INT "$(vmm_pid vmm2)"
 wait_exit vmm2 10 0
 disconnect

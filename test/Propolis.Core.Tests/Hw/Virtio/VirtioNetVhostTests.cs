@@ -116,6 +116,36 @@ public sealed class VirtioNetVhostTests : IDisposable
     }
 
     [Fact]
+    public void ADeviceResetKeepsThePacketThreadsOffTheKernelsRingsUntilTheQueuesAreReset()
+    {
+        StartDriver();
+        // A transmit buffer the kernel had not taken when the driver reset the device: the driver
+        // is discarding it, so no packet thread may send it in the meantime.
+        _drivers[1].Publish(_drivers[1].AddChain((Alloc(Header.Size + 60, 0xCC), Header.Size + 60, false)));
+        _vhost.Bases[0] = (0, 0);
+        _vhost.Bases[1] = (0, 0);
+
+        _handoff.Reset();
+
+        Assert.Equal([0, 1], _vhost.Stopped);
+        Assert.Equal(0, _handoff.RunningPairs);
+        for (var q = 0; q < 4; q++)
+        {
+            Assert.True(_net.IsQueueStopped(q), $"queue {q} went back to its packet thread before the queues were reset");
+        }
+
+        _handoff.ResetDone();
+
+        for (var q = 0; q < 4; q++)
+        {
+            Assert.False(_net.IsQueueStopped(q), $"queue {q} was not given back to its packet thread after the reset");
+        }
+        // DRIVER_OK went with the reset: nothing goes to the kernel before the next one.
+        _handoff.Resume();
+        Assert.Equal(0, _handoff.RunningPairs);
+    }
+
+    [Fact]
     public void AfterTheKernelGivesATransmitQueueBackThePacketThreadSendsOnlyWhatItHadNotSent()
     {
         StartDriver();

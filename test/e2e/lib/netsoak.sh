@@ -1,0 +1,138 @@
+# shellcheck shell=bash
+# The network soak (test/e2e/soak/, `run.sh --cases test/e2e/soak`): one VM on a TAP in a
+# network namespace moves SOAK_MIB MiB (default 64) SOAK_ROUNDS times (default 6) each way, with
+# a SHA-256 check of every transfer. The VMM and its data path come from the case:
+#   SOAK_VMM=ours|qemu   out/propolis-standalone (pci-virtio-viona), or qemu-system-x86_64
+#                        -accel kvm with virtio-net-pci on the same TAP, guest and memory
+#   SOAK_VHOST=on|off    ours: `vhost = true|false`; QEMU: -netdev tap,vhost=on|off
+# Each transfer is reported as ok, BAD (checksum; the data arrived), STALLED (no byte for
+# SOAK_SILENCE seconds, default 10) or, once the guest stops answering, not run. The case fails
+# if any transfer was not ok. The guest's kernel log goes to the console (no `quiet`), so an
+# oops or panic is in console.log. This is a diagnostic, not part of the suite: it measures how
+# often a data path fails here, side by side with QEMU's.
+. "$E2E_ROOT/test/e2e/lib/standalone.sh"
+
+NS=e2esoak
+MIB=${SOAK_MIB:-64}
+ROUNDS=${SOAK_ROUNDS:-6}
+SILENCE=${SOAK_SILENCE:-10}
+E2E_CMDLINE="console=ttyS0 reboot=k panic=-1 loglevel=5"
+in_ns() { ip netns exec "$NS" "$@"; }
+# try CMD REGEX TIMEOUT: as shell (lib/standalone.sh), but returns 1 instead of failing the case
+# when the guest does not answer.
+try() {
+    send "$1"
+    expect_line "$2" "$3" || return 1
+    local match=$CONSOLE_MATCH
+    expect_text '~ # ' "$3" || return 1
+    CONSOLE_MATCH=$match
+}
+
+ip netns add "$NS" || fail "cannot create network namespace $NS"
+trap '_e2e_end; ip netns del "$NS" 2>/dev/null || true' EXIT
+in_ns ip link set lo up
+in_ns ip tuntap add dev stap0 mode tap multi_queue || fail "cannot create stap0"
+in_ns ip addr add 10.0.4.1/24 dev stap0
+in_ns ip link set stap0 up
+
+if [ "$SOAK_VMM" = qemu ]; then
+    spawn vmm ip netns exec "$NS" qemu-system-x86_64 -accel kvm -cpu host -m 768 -smp 2 \
+        -nodefaults -display none -no-reboot \
+        -kernel "$E2E_GUEST_KERNEL" -initrd "$E2E_GUEST_INITRD" -append "$E2E_CMDLINE" \
+        -netdev "tap,id=n0,ifname=stap0,script=no,downscript=no,vhost=$SOAK_VHOST,queues=2" \
+        -device virtio-net-pci,netdev=n0,mq=on,vectors=6,mac=02:00:00:00:00:15 \
+        -chardev socket,id=con,path=ttya,server=on,wait=on -serial chardev:con
+else
+    write_config soak.toml 2 768
+    cat >> soak.toml <<EOT
+
+[dev.net0]
+driver = "pci-virtio-viona"
+vnic = "stap0"
+pci-path = "0.5.0"
+mac = "02:00:00:00:00:15"
+vhost = $([ "$SOAK_VHOST" = on ] && echo true || echo false)
+EOT
+    cp soak.toml "$E2E_ARTIFACTS/"
+    spawn vmm env --default-signal=INT,TERM ip netns exec "$NS" "$E2E_PROPOLIS" soak.toml
+fi
+boot_to_shell 240
+shell 'ip addr add 10.0.4.15/24 dev eth0 && ip link set eth0 up && echo up-ok' '^up-ok$'
+shell 'ping -c 3 -W 5 10.0.4.1 | grep -o "[0-9]* packets received"' '^[0-9]+ packets received$' 60
+shell "dd if=/dev/urandom of=/tmp/out bs=1M count=$MIB 2>/dev/null; sha256sum /tmp/out" '^[0-9a-f]{64} ' 300
+guest_sum=${CONSOLE_MATCH%% *}
+blob=$(mktemp)
+head -c $((MIB << 20)) /dev/urandom > "$blob"
+blob_sum=$(sha256sum "$blob" | cut -d' ' -f1)
+
+# wait_size FILE: until FILE holds MIB MiB or has not grown for SILENCE seconds; its size in SIZE.
+wait_size() {
+    local prev=-1 still=0
+    while :; do
+        sleep 1
+        SIZE=$(stat -c %s "$1" 2>/dev/null || echo 0)
+        [ "$SIZE" -ge $((MIB << 20)) ] && return 0
+        if [ "$SIZE" = "$prev" ]; then still=$((still + 1)); else still=0; fi
+        [ $still -ge "$SILENCE" ] && return 1
+        prev=$SIZE
+    done
+}
+
+# threads NAME: where every thread of the VMM is (name, state, kernel wait channel, syscall and
+# kernel stack from /proc), into NAME in the artifacts: a vCPU thread in KVM_RUN is in the
+# kernel's hands, one in a futex waits for this process.
+threads() {
+    local pid t
+    pid=$(vmm_pid vmm)
+    {
+        for t in /proc/"$pid"/task/*; do
+            printf '== %s %s state=%s wchan=%s\n' "${t##*/}" "$(cat "$t/comm" 2>/dev/null)" \
+                "$(awk '{print $3}' "$t/stat" 2>/dev/null)" "$(cat "$t/wchan" 2>/dev/null)"
+            printf 'syscall: %s\n' "$(cat "$t/syscall" 2>/dev/null)"
+            cat "$t/stack" 2>/dev/null
+        done
+    } > "$E2E_ARTIFACTS/$1" 2>&1 || true
+    note "threads of the VMM: $1"
+}
+
+ok=0 bad=0 stalled=0 dead=0 total=$((2 * ROUNDS))
+report() {
+    note "$1 $2: $3"
+    case $3 in ok*) ok=$((ok + 1)) ;; BAD*) bad=$((bad + 1)) ;; *) stalled=$((stalled + 1)); threads "threads-$1-$2.txt" ;; esac
+}
+for i in $(seq 1 "$ROUNDS"); do
+    # guest -> host: busybox nc serves the file; the host side stops at MIB MiB or silence.
+    port=$((5100 + i)) t0=$SECONDS
+    try "nc -l -p $port < /tmp/out & echo listening" '^listening$' 60 || { dead=1; break; }
+    ( in_ns timeout 600 socat -u "TCP:10.0.4.15:$port,retry=20,interval=1" "CREATE:/tmp/soak-g2h" ) &
+    rpid=$!
+    if wait_size /tmp/soak-g2h; then
+        sum=$(head -c $((MIB << 20)) /tmp/soak-g2h | sha256sum | cut -d' ' -f1)
+        if [ "$sum" = "$guest_sum" ]; then report g2h "$i" "ok ($((SECONDS - t0)) s)"; else report g2h "$i" "BAD (sha256 $sum)"; fi
+    else
+        report g2h "$i" "STALLED at $SIZE bytes"
+    fi
+    kill $rpid 2>/dev/null || true; wait $rpid 2>/dev/null || true; rm -f /tmp/soak-g2h
+    try 'killall nc 2>/dev/null; echo done' '^done$' 60 || { dead=1; break; }
+    # host -> guest: the guest's nc writes /tmp/in; the guest checks its size, then its sum.
+    port=$((5200 + i)) t0=$SECONDS
+    try "sleep 900 | nc -l -p $port > /tmp/in & echo listening" '^listening$' 60 || { dead=1; break; }
+    in_ns timeout 600 socat -u "FILE:$blob" "TCP:10.0.4.15:$port,retry=20,interval=1" || true
+    if try "i=0; while [ \$(wc -c < /tmp/in) -lt $((MIB << 20)) ] && [ \$i -lt $((5 * SILENCE)) ]; do sleep 0.2; i=\$((i+1)); done; echo size \$(wc -c < /tmp/in) \$(sha256sum /tmp/in); killall nc sleep 2>/dev/null" '^size [0-9]+ [0-9a-f]{64} ' 120; then
+        read -r _ size sum _ <<< "$CONSOLE_MATCH"
+        if [ "$sum" = "$blob_sum" ]; then report h2g "$i" "ok ($((SECONDS - t0)) s)"
+        elif [ "$size" -lt $((MIB << 20)) ]; then report h2g "$i" "STALLED at $size bytes"
+        else report h2g "$i" "BAD (sha256 $sum)"; fi
+    else
+        dead=1; break
+    fi
+done
+rm -f "$blob"
+notrun=$((total - ok - bad - stalled))
+if [ $dead -ne 0 ]; then
+    note "the guest stopped answering on its console (see console.log)"
+    threads threads-dead.txt
+fi
+note "vmm=$SOAK_VMM vhost=$SOAK_VHOST: $ok of $total transfers ok, $bad bad, $stalled stalled, $notrun not run"
+echo "SOAK vmm=$SOAK_VMM vhost=$SOAK_VHOST ok=$ok bad=$bad stalled=$stalled notrun=$notrun total=$total" >> "$E2E_ARTIFACTS/../soak-summary"
+[ $ok -eq $total ] || fail "$((total - ok)) of $total transfers were not ok (vmm=$SOAK_VMM vhost=$SOAK_VHOST)"

@@ -39,8 +39,6 @@ public sealed class VirtioNetVhost : IDisposable
     private readonly ILogger? _logger;
     private readonly Lock _lock = new();
     private readonly bool[] _running;
-    // Pairs taken back at a device reset whose packet threads wait for ResetDone.
-    private readonly bool[] _heldBack;
     private bool _driverRunning;
     private bool _paused;
     private bool _disposed;
@@ -62,7 +60,6 @@ public sealed class VirtioNetVhost : IDisposable
         _msixEnabled = msixEnabled;
         _logger = logger;
         _running = new bool[Math.Min(net.MaxQueuePairs, vhost.Pairs)];
-        _heldBack = new bool[_running.Length];
         vhost.RingError = OnRingError;
     }
 
@@ -121,11 +118,11 @@ public sealed class VirtioNetVhost : IDisposable
     {
         lock (_lock)
         {
-            for (var pair = 0; pair < _heldBack.Length; pair++)
+            // Every pair is back from the kernel here: a queue still stopped is one Reset held back.
+            for (var pair = 0; pair < _running.Length; pair++)
             {
-                if (_heldBack[pair])
+                if (_net.IsQueueStopped(2 * pair))
                 {
-                    _heldBack[pair] = false;
                     _net.StartQueue(2 * pair);
                     _net.StartQueue(2 * pair + 1);
                 }
@@ -263,10 +260,6 @@ public sealed class VirtioNetVhost : IDisposable
             {
                 _net.StartQueue(2 * pair);
                 _net.StartQueue(2 * pair + 1);
-            }
-            else
-            {
-                _heldBack[pair] = true;
             }
         }
     }

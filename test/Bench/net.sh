@@ -17,8 +17,8 @@
 # read. Ours uses vhost-net when /dev/vhost-net opens (its log says which data path it took);
 # QEMU then runs with vhost=on, else with vhost=off, so both rows use the same data path. In the
 # TCG sandbox ours gets `vhost = false` (vhost-net traffic is unreliable there for both VMMs,
-# test/e2e/README.md). NET_BENCH_VHOST=false (or true) sets ours' `vhost` key. Needs socat, iperf3, iproute2 and
-# qemu-system-x86.
+# test/e2e/README.md). NET_BENCH_VHOST=false (or true) sets ours' `vhost` key. Needs socat,
+# iperf3, iproute2 and qemu-system-x86.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

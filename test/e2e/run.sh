@@ -30,7 +30,10 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --inside) inside=1; shift ;;          # used by run.sh itself, through kvm-sandbox.sh
         --verbose) verbose=1; shift ;;
-        --cases) case_dir=$(cd "${2:?--cases needs a directory}" && pwd) || exit 2; shift 2 ;;
+        --cases)
+            [ $# -ge 2 ] || { echo "run.sh: --cases needs a directory" >&2; exit 2; }
+            case_dir=$(cd "$2" 2>/dev/null && pwd) || { echo "run.sh: --cases: no directory $2" >&2; exit 2; }
+            shift 2 ;;
         -h|--help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) patterns+=("$1"); shift ;;
@@ -115,7 +118,7 @@ fi
 # Outside: prepare, run the cases (in the sandbox when needed), summarize.
 
 if [ ${#CASES[@]} -eq 0 ]; then
-    echo "run.sh: no case matches ${patterns[*]:-anything} in $HERE/cases" >&2
+    echo "run.sh: no case matches ${patterns[*]:-anything} in $case_dir" >&2
     exit 2
 fi
 "$HERE/demo-guest.sh" || { echo "FAIL demo-guest (could not build the demo guest)"; echo "e2e: 0 passed, 1 failed"; exit 1; }

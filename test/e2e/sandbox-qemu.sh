@@ -4,13 +4,18 @@
 #   test/e2e/sandbox-qemu.sh [--rebuild]
 #
 # That is a small TCG-only qemu-system-x86_64 built from the Debian source of the installed QEMU
-# (qemu-system-x86, bookworm's 7.2) with our patch test/e2e/patches/qemu-7.2-svm-cr8-bql.patch:
-# stock QEMU aborts (tcg_handle_interrupt: assertion failed: qemu_mutex_iothread_locked) as soon
-# as a nested guest under the sandbox's KVM writes CR8 with a virtual interrupt pending, which
-# OVMF's interrupt handlers do; Linux booted directly never does.
+# (qemu-system-x86, bookworm's 7.2) with our patches test/e2e/patches/qemu-7.2-*.patch, applied
+# in name order:
+#   svm-cr8-bql: stock QEMU aborts (tcg_handle_interrupt: assertion failed:
+#     qemu_mutex_iothread_locked) as soon as a nested guest under the sandbox's KVM writes CR8 with
+#     a virtual interrupt pending, which OVMF's interrupt handlers do; Linux booted directly never
+#     does.
+#   svm-vmrun-events: an interrupt the sandbox's KVM injects at VMRUN is delivered a second time,
+#     ignoring the guest's IF, when the vCPU is kicked before its next exit (guests die of a double
+#     fault at entry_SYSCALL_64+0, or lose interrupts and stall); and two smaller VMRUN fixes.
 #
 # It is built once (some minutes on two cores) and cached under out/sandbox-qemu/; it is rebuilt
-# when this script, the patch or the installed QEMU version changes (--rebuild forces it). Only
+# when this script, a patch or the installed QEMU version changes (--rebuild forces it). Only
 # what the sandbox uses is built: q35, TCG, virtio-9p, virtio-serial, no GUI, tools or docs.
 # The sources come from deb.debian.org's pool (the .dsc and its tarballs, checked against the
 # .dsc's SHA-256 sums); build dependencies are installed with apt-get when missing.
@@ -34,7 +39,7 @@ case "${1:-}" in
     *) printf 'sandbox-qemu.sh: unknown argument %s (see --help)\n' "$1" >&2; exit 2 ;;
 esac
 
-PATCH=$HERE/patches/qemu-7.2-svm-cr8-bql.patch
+PATCHES=("$HERE"/patches/qemu-7.2-*.patch)
 DIR=$E2E_OUT/sandbox-qemu
 BIN=$DIR/qemu-system-x86_64
 POOLS=(http://deb.debian.org/debian/pool/main/q/qemu
@@ -47,9 +52,9 @@ srcver=$(dpkg-query -W -f='${source:Version}' qemu-system-x86 2>/dev/null) \
     || e2e_die "cannot tell the installed qemu-system-x86's source version"
 case "$srcver" in
     *:7.2+dfsg-*|7.2+dfsg-*) ;;
-    *) e2e_die "the patch is for Debian's QEMU 7.2 (bookworm); the installed QEMU is $srcver" ;;
+    *) e2e_die "the patches are for Debian's QEMU 7.2 (bookworm); the installed QEMU is $srcver" ;;
 esac
-key="$(e2e_hash "$HERE/sandbox-qemu.sh" "$PATCH") qemu $srcver"
+key="$(e2e_hash "$HERE/sandbox-qemu.sh" "${PATCHES[@]}") qemu $srcver"
 
 fresh() { [ -x "$BIN" ] && [ -f "$DIR/stamp" ] && [ "$(cat "$DIR/stamp")" = "$key" ]; }
 failed_before() { [ -f "$DIR/failed" ] && [ "$(head -n1 "$DIR/failed")" = "$key" ]; }
@@ -97,7 +102,9 @@ run() { "$@" >>"$log" 2>&1; }
 # The sums were checked above; the .dsc's signature is not (no keyring needed).
 run dpkg-source --no-check -x "$DIR/dl/$dsc" "$DIR/src" || fail "dpkg-source -x $dsc failed"
 rm -rf "$DIR/dl" "$DIR"/qemu_*.tar.*   # dpkg-source leaves a copy of the tarball beside src/
-run patch -d "$DIR/src" -p1 --forward -i "$PATCH" || fail "$(basename "$PATCH") does not apply to $ver"
+for patch in "${PATCHES[@]}"; do
+    run patch -d "$DIR/src" -p1 --forward -i "$patch" || fail "$(basename "$patch") does not apply to $ver"
+done
 
 # Everything off (--without-default-features), then what kvm-sandbox.sh's command line needs:
 # TCG, virtfs (needs libattr and libcap-ng), libfdt (x86_64-softmmu requires it, for microvm).

@@ -15,15 +15,6 @@
 #   vm_rss_kib NAME                  the VmRSS of NAME's process, in KiB
 
 E2E_CMDLINE=${E2E_CMDLINE:-console=ttyS0 reboot=k panic=-1 quiet}
-# Under the TCG sandbox the demo guest runs without KVM's asynchronous page faults. Guests there
-# now and then take an exception at the first instruction of entry_SYSCALL_64, with the user
-# stack still loaded, and die of a double fault. Disk, network and vhost-net cases all do it.
-# The likely cause: an async "page not present" #PF injected while the emulated SVM still
-# reports CPL 3 (test/e2e/README.md, "vhost-net in the sandbox"). no-kvmapf keeps the guest from
-# enabling them.
-if [ "${E2E_NESTED:-0}" = 1 ]; then
-    case " $E2E_CMDLINE " in *" no-kvmapf "*) ;; *) E2E_CMDLINE="$E2E_CMDLINE no-kvmapf" ;; esac
-fi
 
 start_vmm() {
     local name=$1; shift

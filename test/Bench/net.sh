@@ -15,10 +15,9 @@
 # (as root: it creates a network namespace and a TAP), else under nested KVM in a QEMU TCG
 # sandbox, where absolute figures are dominated by the emulation and the ratio is the figure to
 # read. Ours uses vhost-net when /dev/vhost-net opens (its log says which data path it took);
-# QEMU then runs with vhost=on, else with vhost=off, so both rows use the same data path. In the
-# TCG sandbox ours gets `vhost = false` (vhost-net traffic is unreliable there for both VMMs,
-# test/e2e/README.md). NET_BENCH_VHOST=false (or true) sets ours' `vhost` key. Needs socat,
-# iperf3, iproute2 and qemu-system-x86.
+# QEMU then runs with vhost=on, else with vhost=off, so both rows use the same data path.
+# NET_BENCH_VHOST=false (or true) sets ours' `vhost` key: false compares the userspace paths.
+# Needs socat, iperf3, iproute2 and qemu-system-x86.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -102,15 +101,7 @@ pci-path = "0.5.0"
 mac = "02:00:00:00:03:15"
 EOF
 case "${NET_BENCH_VHOST:-}" in
-    "")
-        # No key: vhost-net where it opens. Not in the TCG sandbox, where sustained vhost-net
-        # traffic hangs or crashes guests of either VMM (test/e2e/README.md): there both use
-        # their userspace paths unless NET_BENCH_VHOST=true asks for vhost-net.
-        if [ "$where" = sandbox ]; then
-            echo "vhost = false" >> vm.toml
-            echo "net.sh: in the TCG sandbox both VMMs use their userspace data paths (NET_BENCH_VHOST=true: vhost-net)" >&2
-        fi
-        ;;
+    "") ;;  # no key: vhost-net where /dev/vhost-net opens, else the packet threads
     true|false) echo "vhost = $NET_BENCH_VHOST" >> vm.toml ;;
     *) die "NET_BENCH_VHOST is true, false or unset, not '$NET_BENCH_VHOST'" ;;
 esac

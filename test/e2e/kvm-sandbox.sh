@@ -151,9 +151,42 @@ cleanup() {
     [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
     rm -rf "$job"
 }
+# cpu_dump: when the sandbox is stopped from outside (run.sh's watchdog sends SIGTERM to a sandbox
+# that has gone silent), first ask QEMU's monitor where its CPUs are: `info registers -a`, twice
+# a second apart, into out/sandbox-stopped-TIME.txt, and one line on stderr with each CPU's RIP.
+# A CPU at the same place twice is where the sandbox's kernel is stuck. The RIPs are named as
+# symbols when out/sandbox/kallsyms exists (Debian's System.map is a placeholder; the kernel runs
+# with nokaslr, so its addresses do not change between boots). To make it, once:
+#   test/e2e/kvm-sandbox.sh --out out/sandbox -- sh -c 'grep " [Tt] " /proc/kallsyms > out/sandbox/kallsyms'
+cpu_dump() {
+    [ -n "$qpid" ] && [ -S "$job/monitor" ] || return 0
+    local file map=$E2E_OUT/sandbox/kallsyms rips r sym where=""
+    file=$E2E_OUT/sandbox-stopped-$(date +%Y%m%dT%H%M%S).txt
+    [ -s "$map" ] || map=""
+    {
+        for round in 1 2; do
+            [ $round = 2 ] && sleep 1
+            echo "=== info registers -a ($round of 2, $(date +%T))"
+            printf 'info registers -a\n' | timeout 3 socat -t 2 - "UNIX-CONNECT:$job/monitor" 2>&1 \
+                | tr -d '\r' | grep -v '^(qemu)\|^QEMU .* monitor'
+        done
+    } > "$file" 2>&1 || true
+    rips=$(grep -o 'RIP=[0-9a-fA-F]*' "$file" | cut -d= -f2 | tr 'A-F' 'a-f')
+    for r in $rips; do
+        sym=$r
+        if [ -n "$map" ]; then
+            sym=$(sort "$map" | awk -v a="$r" '$1 > a { exit } $2 ~ /^[Tt]$/ { s = $1 " " $3 } END { print s }')
+            [ -n "$sym" ] && sym="${sym#* }+0x$(printf '%x' $((16#$r - 16#${sym%% *})))"
+        fi
+        where="$where ${sym:-$r}"
+    done
+    [ -n "$map" ] || [ -z "$where" ] || where="$where (no out/sandbox/kallsyms to name them: see cpu_dump in kvm-sandbox.sh)"
+    echo "kvm-sandbox.sh: stopped from outside; the sandbox's CPUs were at (twice, 1 s apart):${where:- (the monitor did not answer)}; registers in $file" >&2
+}
 trap cleanup EXIT
 trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+trap 'cpu_dump; exit 143' TERM
+trap 'exit 143' HUP
 : > "$job/stdout"; : > "$job/stderr"; : > "$job/ctl"; : > "$job/console"
 
 cwd=$(pwd -P)
@@ -255,7 +288,7 @@ if [ $interactive -eq 1 ]; then
     cat "$job/stdout"
     cat "$job/stderr" >&2
 else
-    qemu+=(-serial "file:$job/console")
+    qemu+=(-serial "file:$job/console" -monitor "unix:$job/monitor,server=on,wait=off")
     "${tmo[@]}" "${qemu[@]}" </dev/null >"$job/qemu.log" 2>&1 &
     qpid=$!
     tail -q -c +1 --pid="$qpid" -f "$job/stdout" &

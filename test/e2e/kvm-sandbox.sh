@@ -37,7 +37,8 @@
 #     is /dev/null unless --interactive; with --interactive and a console socket, CMD's own
 #     stdout and stderr are shown once the sandbox ends, so that they do not garble the terminal;
 #   - the exit status is CMD's; 124 on --timeout; 125 when the sandbox itself failed (its kernel
-#     console is then shown).
+#     console is then shown);
+#   - stopped with SIGTERM, it first records where the sandbox's CPUs are (see cpu_dump below).
 # The kernel, its modules and the sandbox's initramfs are cached under out/sandbox/ and rebuilt
 # when this script, its init or the Debian kernel package changes. Needs (installed with apt-get
 # when missing): qemu-system-x86, busybox-static, kmod, cpio, socat.

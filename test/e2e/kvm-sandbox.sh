@@ -171,6 +171,12 @@ cpu_dump() {
             printf 'info registers -a\n' | timeout 3 socat -t 2 - "UNIX-CONNECT:$job/monitor" 2>&1 \
                 | tr -d '\r' | grep -v '^(qemu)\|^QEMU .* monitor'
         done
+        # The top of each CPU's stack: in an exception or interrupt handler, the first word is
+        # the RIP it interrupted.
+        echo "=== the top of each CPU's stack (x /8gx RSP, from the first round)"
+        grep -o 'RSP=[0-9a-fA-F]*' "$file" | head -n "$(($(grep -c '^CPU#' "$file") / 2))" | cut -d= -f2 \
+            | { i=0; while read -r sp; do printf 'cpu %d\nx /8gx 0x%s\n' $i "$sp"; i=$((i + 1)); done; } \
+            | timeout 3 socat -t 2 - "UNIX-CONNECT:$job/monitor" 2>&1 | grep -a '^[0-9a-f]\{16\}:'
     } > "$file" 2>&1 || true
     rips=$(grep -o 'RIP=[0-9a-fA-F]*' "$file" | cut -d= -f2 | tr 'A-F' 'a-f')
     for r in $rips; do

@@ -177,6 +177,8 @@ cpu_dump() {
         grep -o 'RSP=[0-9a-fA-F]*' "$file" | head -n "$(($(grep -c '^CPU#' "$file") / 2))" | cut -d= -f2 \
             | { i=0; while read -r sp; do printf 'cpu %d\nx /8gx 0x%s\n' $i "$sp"; i=$((i + 1)); done; } \
             | timeout 3 socat -t 2 - "UNIX-CONNECT:$job/monitor" 2>&1 | grep -a '^[0-9a-f]\{16\}:'
+        echo "=== the sandbox kernel's console (last 60 lines)"
+        tail -n 60 "$job/console"
     } > "$file" 2>&1 || true
     rips=$(grep -o 'RIP=[0-9a-fA-F]*' "$file" | cut -d= -f2 | tr 'A-F' 'a-f')
     for r in $rips; do
@@ -264,7 +266,9 @@ if [ "$(readlink -f "$qemu_path")" != "$(readlink -f /usr/bin/qemu-system-x86_64
     qemu_data=(-L /usr/share/qemu -L /usr/share/seabios)
 fi
 
-loglevel="quiet loglevel=3"
+# loglevel=4: the sandbox kernel's errors (RCU stalls, lockups) reach its console, which is shown
+# when the sandbox dies and kept with the record of a stopped one (cpu_dump).
+loglevel="quiet loglevel=4"
 [ $verbose -eq 1 ] && loglevel="loglevel=6"
 qemu=("$qemu_bin" "${qemu_data[@]}" -M q35 -accel tcg,thread=multi,tb-size=256 -cpu EPYC -smp "$cpus" -m "$mem"
       -nodefaults -no-user-config -display none -no-reboot -net none

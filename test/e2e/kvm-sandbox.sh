@@ -161,30 +161,30 @@ cleanup() {
 #   test/e2e/kvm-sandbox.sh --out out/sandbox -- sh -c 'grep " [Tt] " /proc/kallsyms > out/sandbox/kallsyms'
 cpu_dump() {
     [ -n "$qpid" ] && [ -S "$job/monitor" ] || return 0
-    local file map=$E2E_OUT/sandbox/kallsyms rips r sym where=""
+    local file map="" rips r sym where=""
     file=$E2E_OUT/sandbox-stopped-$(date +%Y%m%dT%H%M%S).txt
-    [ -s "$map" ] || map=""
+    hmp() { timeout 3 socat -t 2 - "UNIX-CONNECT:$job/monitor" 2>&1 | tr -d '\r'; }
     {
         for round in 1 2; do
             [ $round = 2 ] && sleep 1
             echo "=== info registers -a ($round of 2, $(date +%T))"
-            printf 'info registers -a\n' | timeout 3 socat -t 2 - "UNIX-CONNECT:$job/monitor" 2>&1 \
-                | tr -d '\r' | grep -v '^(qemu)\|^QEMU .* monitor'
+            printf 'info registers -a\n' | hmp | grep -v '^(qemu)\|^QEMU .* monitor'
         done
         # The top of each CPU's stack: in an exception or interrupt handler, the first word is
         # the RIP it interrupted.
         echo "=== the top of each CPU's stack (x /8gx RSP, from the first round)"
         grep -o 'RSP=[0-9a-fA-F]*' "$file" | head -n "$(($(grep -c '^CPU#' "$file") / 2))" | cut -d= -f2 \
             | { i=0; while read -r sp; do printf 'cpu %d\nx /8gx 0x%s\n' $i "$sp"; i=$((i + 1)); done; } \
-            | timeout 3 socat -t 2 - "UNIX-CONNECT:$job/monitor" 2>&1 | grep -a '^[0-9a-f]\{16\}:'
+            | hmp | grep -a '^[0-9a-f]\{16\}:'
         echo "=== the sandbox kernel's console (last 60 lines)"
         tail -n 60 "$job/console"
     } > "$file" 2>&1 || true
     rips=$(grep -o 'RIP=[0-9a-fA-F]*' "$file" | cut -d= -f2 | tr 'A-F' 'a-f')
+    [ -s "$E2E_OUT/sandbox/kallsyms" ] && map=$(sort "$E2E_OUT/sandbox/kallsyms")
     for r in $rips; do
         sym=$r
         if [ -n "$map" ]; then
-            sym=$(sort "$map" | awk -v a="$r" '$1 > a { exit } $2 ~ /^[Tt]$/ { s = $1 " " $3 } END { print s }')
+            sym=$(printf '%s\n' "$map" | awk -v a="$r" '$1 > a { exit } $2 ~ /^[Tt]$/ { s = $1 " " $3 } END { print s }')
             [ -n "$sym" ] && sym="${sym#* }+0x$(printf '%x' $((16#$r - 16#${sym%% *})))"
         fi
         where="$where ${sym:-$r}"

@@ -22,8 +22,10 @@ namespace Propolis.Core.Chardev;
 /// are dropped (<see cref="DroppedBytes"/>).</item>
 /// <item>Input reaches the guest byte for byte (no line discipline, no escape character). When
 /// the UART's receiver is full the input thread waits for the guest to read; nothing is dropped.</item>
-/// <item><see cref="Dispose"/> disconnects the client, detaches from the port and removes the
-/// socket file.</item>
+/// <item><see cref="Dispose"/> first gives an attached client what the guest wrote last (up to
+/// <see cref="DrainMilliseconds"/>: the panic message before an <c>exit_on_reboot</c> exit is the
+/// line a user most needs), then disconnects it, detaches from the port and removes the socket
+/// file.</item>
 /// </list>
 /// Per byte nothing is allocated: output is copied into the ring under a short lock and sent in
 /// chunks; input is read into a pooled buffer and offered to the port.
@@ -35,6 +37,10 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
 
     /// <summary>Size of the undelivered-output ring: 1 MiB.</summary>
     public const int DefaultHistoryBytes = 1 << 20;
+
+    /// <summary>How long <see cref="Dispose"/> waits for an attached client to take the output
+    /// still undelivered (a client that does not read is not waited for longer).</summary>
+    public const int DrainMilliseconds = 2000;
 
     private const int SendChunkBytes = 64 * 1024;
     private const int ReceiveChunkBytes = 4096;
@@ -61,6 +67,7 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
     private bool _receiverReady;
     private Session? _session;
     private bool _disposed;
+    private bool _draining; // Dispose waits for the writer to empty the ring
 
     private ConsoleSocket(string path, Socket listener, ISerialPort port, ILogger logger, int historyBytes)
     {
@@ -305,6 +312,8 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
                     // Bytes overwritten meanwhile moved _head already; never move it back.
                     if (sent > 0 && from + sent > _head)
                         _head = from + sent;
+                    if (_draining)
+                        Monitor.PulseAll(_gate);
                 }
                 if (error != SocketError.Success)
                 {
@@ -408,7 +417,8 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
             session = _session;
             Monitor.PulseAll(_gate);
         }
-        _port.Attach(null);
+        _port.Attach(null); // the guest's last byte is in the ring now
+        Drain();
         _stopping.Cancel();
         _listener.Dispose();
         try
@@ -432,6 +442,27 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
         _stopping.Dispose();
         if (IsSocketFile(Path))
             File.Delete(Path);
+    }
+
+    // Waits until the attached client has everything, it leaves, or DrainMilliseconds pass.
+    private void Drain()
+    {
+        long deadline = Environment.TickCount64 + DrainMilliseconds;
+        lock (_gate)
+        {
+            _draining = true;
+            while (_session is not null && _head < _tail)
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    LogDrainTimedOut(_logger, Path, _tail - _head);
+                    break;
+                }
+                Monitor.Wait(_gate, (int)left);
+            }
+            _draining = false;
+        }
     }
 
     // ---- the socket file ------------------------------------------------------------------------
@@ -497,4 +528,7 @@ public sealed partial class ConsoleSocket : ISerialSink, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Accepting a console client on {Path} failed: {Error}")]
     private static partial void LogAcceptFailed(ILogger logger, string path, SocketError error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Console client on {Path} did not take the last {Bytes} byte(s) of output before teardown")]
+    private static partial void LogDrainTimedOut(ILogger logger, string path, long bytes);
 }

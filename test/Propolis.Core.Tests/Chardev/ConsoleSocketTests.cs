@@ -363,6 +363,47 @@ public sealed class ConsoleSocketTests : IDisposable
     }
 
     [Fact]
+    public async Task Dispose_first_delivers_the_last_output_to_an_attached_client()
+    {
+        // The guest's last words (a panic before exit_on_reboot ends the process) are still in
+        // the ring when the VMM tears down; the client must get them before it is disconnected.
+        var (uart, guest) = CreateUart();
+        var console = ConsoleSocket.Create(SocketPath, uart);
+        using var client = Connect(SocketPath);
+        WaitUntil(() => console.ClientAttached, "the client to be attached");
+        guest.Out(FCR, FCR_ENABLE_FIFO);
+        const int Bulk = 512 * 1024; // more than the socket buffers hold, so most waits in the ring
+        for (int i = 0; i < Bulk; i++)
+            guest.Out(TX, (byte)('a' + i % 26));
+        GuestWrite(guest, "Kernel panic - not syncing<end>");
+
+        var teardown = Task.Run(console.Dispose);
+        byte[] received = ReadToEnd(client);
+        await teardown.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(Bulk + "Kernel panic - not syncing<end>".Length, received.Length);
+        Assert.True(received.AsSpan().EndsWith("Kernel panic - not syncing<end>"u8));
+        Assert.Equal(0, console.DroppedBytes);
+        Assert.False(File.Exists(SocketPath));
+    }
+
+    [Fact]
+    public async Task Dispose_does_not_wait_forever_for_a_client_that_does_not_read()
+    {
+        var (uart, guest) = CreateUart();
+        var console = ConsoleSocket.Create(SocketPath, uart);
+        using var client = Connect(SocketPath);
+        WaitUntil(() => console.ClientAttached, "the client to be attached");
+        guest.Out(FCR, FCR_ENABLE_FIFO);
+        for (int i = 0; i < MiB / 2; i++)
+            guest.Out(TX, (byte)i);
+
+        // The client never reads: teardown gives up on it (after DrainMilliseconds) and ends.
+        await Task.Run(console.Dispose).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.False(File.Exists(SocketPath));
+    }
+
+    [Fact]
     public void A_path_too_long_for_a_socket_address_is_a_clear_error()
     {
         var (uart, _) = CreateUart();

@@ -103,6 +103,13 @@ run_case() {
     if [ $verbose -eq 0 ]; then
         echo "    --- $name: last lines of out/e2e/$name/output.log"
         tail -n 25 "$art/output.log" | sed 's/^/    | /'
+        # The VMMs' own last words (why a console closed: a guest reboot, a triple fault, an error).
+        local log
+        for log in "$art"/vmm*.log "$art"/qemu*.log; do
+            [ -s "$log" ] || continue
+            echo "    --- $name: last lines of out/e2e/$name/${log##*/}"
+            tail -n 8 "$log" | cut -c1-240 | sed 's/^/    | /'
+        done
     fi
     echo "FAIL $name $dur $why" >> "$RESULTS/results"
     return 1

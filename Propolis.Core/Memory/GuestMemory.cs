@@ -25,6 +25,9 @@ public sealed unsafe class GuestMemory : IDisposable
         _mappingSize = size;
     }
 
+    /// <summary>The host mapping's alignment: a transparent huge page (x86-64).</summary>
+    public const ulong HugePageBytes = 2 << 20;
+
     public MemoryLayout Layout { get; }
 
     /// <summary>Host address of the mapping backing all RAM (region i starts at
@@ -37,7 +40,11 @@ public sealed unsafe class GuestMemory : IDisposable
     {
         ArgumentNullException.ThrowIfNull(layout);
         var size = layout.RamSize;
-        var mapping = Interop.Interop.Sys.Mmap(0, (nuint)size, Interop.Interop.Sys.PROT_READ | Interop.Interop.Sys.PROT_WRITE,
+        // Reserved HugePageBytes larger and trimmed to a 2 MiB boundary: guest-physical 2 MiB
+        // frames then sit on host huge pages, which the hypervisor can map with 2 MiB entries
+        // (a mapping the kernel places anywhere would only ever get 4 KiB ones).
+        var reserve = size + HugePageBytes;
+        var mapping = Interop.Interop.Sys.Mmap(0, (nuint)reserve, Interop.Interop.Sys.PROT_READ | Interop.Interop.Sys.PROT_WRITE,
             Interop.Interop.Sys.MAP_PRIVATE | Interop.Interop.Sys.MAP_ANONYMOUS | Interop.Interop.Sys.MAP_NORESERVE, -1, 0);
         if (mapping == Interop.Interop.Sys.MAP_FAILED)
         {
@@ -47,6 +54,17 @@ public sealed unsafe class GuestMemory : IDisposable
                 + "lower the VM's memory size or free host memory (check ulimit -v and vm.overcommit_memory)",
                 new ErrnoException("mmap", errno));
         }
+        var aligned = (nint)(((ulong)mapping + HugePageBytes - 1) & ~(HugePageBytes - 1));
+        if (aligned != mapping)
+        {
+            _ = Interop.Interop.Sys.Munmap(mapping, (nuint)(aligned - mapping));
+        }
+        var tail = (ulong)(mapping + (nint)reserve) - ((ulong)aligned + size);
+        if (tail != 0)
+        {
+            _ = Interop.Interop.Sys.Munmap((nint)((ulong)aligned + size), (nuint)tail);
+        }
+        mapping = aligned;
         // Best effort: THP may be disabled on the host, in which case small pages are used.
         _ = Interop.Interop.Sys.Madvise(mapping, (nuint)size, Interop.Interop.Sys.MADV_HUGEPAGE);
         return new GuestMemory(layout, mapping, size);

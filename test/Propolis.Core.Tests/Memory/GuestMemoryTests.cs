@@ -37,6 +37,16 @@ public sealed class GuestMemoryTests : IDisposable
     }
 
     [Fact]
+    public void TheHostMappingStartsOnAHugePageBoundary()
+    {
+        // 2 MiB guest frames on host huge pages: the hypervisor can map them 2 MiB at a time.
+        using var big = GuestMemory.Allocate(MemoryLayout.FromRegions([(0, 6UL << 20)]));
+        Assert.Equal(0UL, (ulong)big.HostBase % GuestMemory.HugePageBytes);
+        Assert.True(big.TryGetSpan(0, 6 << 20, out var all));
+        all[^1] = 0x5A; // the whole range is writable
+    }
+
+    [Fact]
     public void ScalarsAreLittleEndian()
     {
         Assert.True(_mem.TryWriteUInt64(0x2_0010, 0x0807_0605_0403_0201));

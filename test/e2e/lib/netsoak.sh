@@ -59,11 +59,26 @@ fi
 boot_to_shell 240
 shell 'ip addr add 10.0.4.15/24 dev eth0 && ip link set eth0 up && echo up-ok' '^up-ok$'
 shell 'ping -c 3 -W 5 10.0.4.1 | grep -o "[0-9]* packets received"' '^[0-9]+ packets received$' 60
-shell "dd if=/dev/urandom of=/tmp/out bs=1M count=$MIB 2>/dev/null; sha256sum /tmp/out" '^[0-9a-f]{64} ' 300
-guest_sum=${CONSOLE_MATCH%% *}
 blob=$(mktemp)
 head -c $((MIB << 20)) /dev/urandom > "$blob"
 blob_sum=$(sha256sum "$blob" | cut -d' ' -f1)
+
+# h2g PORT FILE: sends the blob to the guest's FILE; the guest waits for all of it (or silence)
+# and prints its size and sum into SIZE and SUM. Returns 1 when the guest does not answer.
+h2g() {
+    try "sleep 900 | nc -l -p $1 > $2 & echo listening" '^listening$' 60 || return 1
+    in_ns timeout 600 socat -u "FILE:$blob" "TCP:10.0.4.15:$1,retry=20,interval=1" || true
+    try "i=0; while [ \$(wc -c < $2) -lt $((MIB << 20)) ] && [ \$i -lt $((5 * SILENCE)) ]; do sleep 0.2; i=\$((i+1)); done; echo size \$(wc -c < $2) \$(sha256sum $2); killall nc sleep 2>/dev/null" '^size [0-9]+ [0-9a-f]{64} ' 120 || return 1
+    read -r _ SIZE SUM _ <<< "$CONSOLE_MATCH"
+}
+
+# What the guest sends back is the blob itself (sent to it first, checked by its sum), so a bad
+# guest -> host copy can be compared with the original byte for byte (lib/blobdiff.py): where
+# the wrong bytes are and what they are says more about the cause than a checksum.
+h2g 5100 /tmp/out || fail "the guest did not answer while receiving its copy of the blob"
+[ "$SUM" = "$blob_sum" ] || fail "the guest's copy of the blob is bad (size $SIZE, sha256 $SUM)"
+guest_sum=$blob_sum
+bad_kept=0
 
 # wait_size FILE: until FILE holds MIB MiB or has not grown for SILENCE seconds; its size in SIZE.
 wait_size() {
@@ -95,6 +110,17 @@ threads() {
     note "threads of the VMM: $1"
 }
 
+# Page movements in the sandbox's kernel (THP collapse, compaction, migration) while a transfer
+# ran: a guest page moved under a nested guest is one way a copy could differ from the original.
+vm_moves() { grep -E '^(thp_collapse_alloc|thp_split_page|pgmigrate_success|compact_migrate_scanned|compact_success|ksm_) ' /proc/vmstat 2>/dev/null | tr '\n' ' '; }
+vm_delta() {
+    awk -v before="$1" -v after="$2" 'BEGIN {
+        n = split(before, b, " "); for (i = 1; i < n; i += 2) old[b[i]] = b[i + 1]
+        n = split(after, a, " "); for (i = 1; i < n; i += 2) if (a[i + 1] != old[a[i]]) printf "%s +%d ", a[i], a[i + 1] - old[a[i]]
+    }'
+}
+vm_start=$(vm_moves)
+
 ok=0 bad=0 stalled=0 dead=0 total=$((2 * ROUNDS))
 report() {
     note "$1 $2: $3"
@@ -102,33 +128,37 @@ report() {
 }
 for i in $(seq 1 "$ROUNDS"); do
     # guest -> host: busybox nc serves the file; the host side stops at MIB MiB or silence.
-    port=$((5100 + i)) t0=$SECONDS
+    port=$((5100 + i)) t0=$SECONDS vm_before=$(vm_moves)
     try "nc -l -p $port < /tmp/out & echo listening" '^listening$' 60 || { dead=1; break; }
     ( in_ns timeout 600 socat -u "TCP:10.0.4.15:$port,retry=20,interval=1" "CREATE:/tmp/soak-g2h" ) &
     rpid=$!
     if wait_size /tmp/soak-g2h; then
         sum=$(head -c $((MIB << 20)) /tmp/soak-g2h | sha256sum | cut -d' ' -f1)
-        if [ "$sum" = "$guest_sum" ]; then report g2h "$i" "ok ($((SECONDS - t0)) s)"; else report g2h "$i" "BAD (sha256 $sum)"; fi
+        if [ "$sum" = "$guest_sum" ]; then report g2h "$i" "ok ($((SECONDS - t0)) s)"; else
+            report g2h "$i" "BAD (sha256 $sum)"
+            note "g2h $i: page movements in the sandbox during it: $(vm_delta "$vm_before" "$(vm_moves)")"
+            if [ -x /usr/bin/python3 ]; then
+                /usr/bin/python3 "$E2E_ROOT/test/e2e/lib/blobdiff.py" "$blob" /tmp/soak-g2h > "$E2E_ARTIFACTS/blobdiff-g2h-$i.txt" 2>&1
+                while read -r line; do note "g2h $i: $line"; done < "$E2E_ARTIFACTS/blobdiff-g2h-$i.txt"
+            fi
+            # The first two bad copies are kept for a closer look (64 MiB each).
+            if [ $bad_kept -lt 2 ]; then cp /tmp/soak-g2h "$E2E_ARTIFACTS/bad-g2h-$i.bin"; bad_kept=$((bad_kept + 1)); fi
+        fi
     else
         report g2h "$i" "STALLED at $SIZE bytes"
     fi
     kill $rpid 2>/dev/null || true; wait $rpid 2>/dev/null || true; rm -f /tmp/soak-g2h
     try 'killall nc 2>/dev/null; echo done' '^done$' 60 || { dead=1; break; }
     # host -> guest: the guest's nc writes /tmp/in; the guest checks its size, then its sum.
-    port=$((5200 + i)) t0=$SECONDS
-    try "sleep 900 | nc -l -p $port > /tmp/in & echo listening" '^listening$' 60 || { dead=1; break; }
-    in_ns timeout 600 socat -u "FILE:$blob" "TCP:10.0.4.15:$port,retry=20,interval=1" || true
-    if try "i=0; while [ \$(wc -c < /tmp/in) -lt $((MIB << 20)) ] && [ \$i -lt $((5 * SILENCE)) ]; do sleep 0.2; i=\$((i+1)); done; echo size \$(wc -c < /tmp/in) \$(sha256sum /tmp/in); killall nc sleep 2>/dev/null" '^size [0-9]+ [0-9a-f]{64} ' 120; then
-        read -r _ size sum _ <<< "$CONSOLE_MATCH"
-        if [ "$sum" = "$blob_sum" ]; then report h2g "$i" "ok ($((SECONDS - t0)) s)"
-        elif [ "$size" -lt $((MIB << 20)) ]; then report h2g "$i" "STALLED at $size bytes"
-        else report h2g "$i" "BAD (sha256 $sum)"; fi
-    else
-        dead=1; break
-    fi
+    t0=$SECONDS
+    h2g $((5200 + i)) /tmp/in || { dead=1; break; }
+    if [ "$SUM" = "$blob_sum" ]; then report h2g "$i" "ok ($((SECONDS - t0)) s)"
+    elif [ "$SIZE" -lt $((MIB << 20)) ]; then report h2g "$i" "STALLED at $SIZE bytes"
+    else report h2g "$i" "BAD (sha256 $SUM)"; fi
 done
 rm -f "$blob"
 notrun=$((total - ok - bad - stalled))
+note "page movements in the sandbox during the soak: $(vm_delta "$vm_start" "$(vm_moves)")"
 if [ $dead -ne 0 ]; then
     note "the guest stopped answering on its console (see console.log)"
     threads threads-dead.txt

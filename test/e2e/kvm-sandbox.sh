@@ -23,7 +23,10 @@
 # the system's; any other gets -L /usr/share/qemu -L /usr/share/seabios) instead of the patched
 # one that test/e2e/sandbox-qemu.sh builds once into out/sandbox-qemu/ (the system's QEMU 7.2
 # aborts when a nested guest writes CR8, as OVMF does; when that build is impossible, the
-# system's is used with a warning saying why).
+# system's is used with a warning saying why). KVM_SANDBOX_TCG_THREAD=single|multi (default
+# single): QEMU runs the sandbox's vCPUs in turn on one thread, or each on its own; multi is
+# about a quarter faster, but under it the sandbox's own kernel now and then hangs (both CPUs
+# looping on a breakpoint the kernel planted while patching its code; test/e2e/README.md).
 #
 # Where /dev/kvm is usable, CMD runs directly (KVM_SANDBOX=force uses the sandbox anyway; in
 # direct mode --interactive runs CMD on this terminal, and you connect to its console from
@@ -270,7 +273,7 @@ fi
 # when the sandbox dies and kept with the record of a stopped one (cpu_dump).
 loglevel="quiet loglevel=4"
 [ $verbose -eq 1 ] && loglevel="loglevel=6"
-qemu=("$qemu_bin" "${qemu_data[@]}" -M q35 -accel tcg,thread=multi,tb-size=256 -cpu EPYC -smp "$cpus" -m "$mem"
+qemu=("$qemu_bin" "${qemu_data[@]}" -M q35 -accel "tcg,thread=${KVM_SANDBOX_TCG_THREAD:-single},tb-size=256" -cpu EPYC -smp "$cpus" -m "$mem"
       -nodefaults -no-user-config -display none -no-reboot -net none
       -kernel "$IMAGE_KERNEL" -initrd "$IMAGE_INITRD"
       -append "console=ttyS0 $loglevel panic=-1 oops=panic mitigations=off nokaslr rdinit=/init sandbox.job=$job sandbox.qemu=$qemu_kind ${KVM_SANDBOX_APPEND:-}"

@@ -82,30 +82,49 @@ shell 'ping -c 3 -W 5 10.0.2.1 | grep -o "[0-9]* packets received"' '^[0-9]+ pac
 in_ns busybox ping -c 3 -W 5 10.0.2.15 > "$E2E_ARTIFACTS/ping-host.log" || fail "host -> guest ping failed (see ping-host.log)"
 
 # host -> guest: the host sends $MIB MiB of random data; the guest checksums what arrives.
+# busybox nc also copies its stdin to the peer: from the console, a background nc would stop
+# (SIGTTIN) as soon as the next command is typed, so its stdin is a pipe that stays silent, and
+# the guest waits until the whole stream is in the file (or 60 s) before it stops nc.
 blob=$E2E_WORK/blob
-head -c $((MIB << 20)) /dev/urandom > "$blob"
+bytes=$((MIB << 20))
+head -c $bytes /dev/urandom > "$blob"
 host_sum=$(sha256sum "$blob" | cut -d' ' -f1)
-shell 'nc -l -p 5002 > /tmp/in & echo listening' '^listening$'
+shell 'sleep 900 | nc -l -p 5002 > /tmp/in & echo listening' '^listening$'
 t0=$SECONDS
 in_ns timeout 600 socat -u "FILE:$blob" TCP:10.0.2.15:5002,retry=20,interval=1 || fail "host -> guest: socat failed"
 note "host -> guest: $MIB MiB in $((SECONDS - t0))s"
-shell 'wait; sha256sum /tmp/in' '^[0-9a-f]{64} ' 120
-[ "${CONSOLE_MATCH%% *}" = "$host_sum" ] || fail "host -> guest: the guest received data with sha256 ${CONSOLE_MATCH%% *}, the host sent $host_sum"
+shell "i=0; while [ \$(wc -c < /tmp/in) -lt $bytes ] && [ \$i -lt 300 ]; do sleep 0.2; i=\$((i+1)); done; killall nc sleep 2>/dev/null; echo size \$(wc -c < /tmp/in) \$(sha256sum /tmp/in)" '^size [0-9]+ [0-9a-f]{64} ' 120
+read -r _ got_size got_sum _ <<< "$CONSOLE_MATCH"
+[ "$got_size" = $bytes ] || fail "host -> guest: the guest received $got_size of $bytes bytes"
+[ "$got_sum" = "$host_sum" ] || fail "host -> guest: the guest received all $bytes bytes, with sha256 $got_sum; the host sent $host_sum"
 
 # guest -> host: the guest sends back what it received, so a bad copy can be compared with the
 # original byte for byte (lib/blobdiff.py says where the wrong bytes are and what they are).
+# busybox nc keeps the connection open after its input ends: the host side stops once it has
+# all the bytes, or after 30 s without one.
 shell 'nc -l -p 5001 < /tmp/in & echo listening' '^listening$'
 t0=$SECONDS
-# busybox nc keeps the connection open after its input ends: socat stops after 10 s of silence.
-{ in_ns timeout 600 socat -u -T 10 TCP:10.0.2.15:5001,retry=20,interval=1 - || true; } | head -c $((MIB << 20)) > "$E2E_WORK/g2h"
-note "guest -> host: $MIB MiB in $((SECONDS - t0 - 10))s (+10 s of silence before the host side stops)"
-got_sum=$(sha256sum "$E2E_WORK/g2h" | cut -d' ' -f1)
+( in_ns timeout 600 socat -u TCP:10.0.2.15:5001,retry=20,interval=1 "CREATE:$E2E_WORK/g2h" ) &
+rpid=$!
+prev=-1 still=0
+while :; do
+    sleep 1
+    got_size=$(stat -c %s "$E2E_WORK/g2h" 2>/dev/null || echo 0)
+    [ "$got_size" -ge $bytes ] && break
+    if [ "$got_size" = "$prev" ]; then still=$((still + 1)); else still=0; fi
+    [ $still -ge 30 ] && break
+    prev=$got_size
+done
+kill $rpid 2>/dev/null || true; wait $rpid 2>/dev/null || true
+note "guest -> host: $MIB MiB in about $((SECONDS - t0))s"
+[ "$got_size" -ge $bytes ] || fail "guest -> host: $got_size of $bytes bytes arrived, then nothing for 30 s"
+got_sum=$(head -c $bytes "$E2E_WORK/g2h" | sha256sum | cut -d' ' -f1)
 if [ "$got_sum" != "$host_sum" ]; then
     [ -x /usr/bin/python3 ] && /usr/bin/python3 "$E2E_ROOT/test/e2e/lib/blobdiff.py" "$blob" "$E2E_WORK/g2h" | tee "$E2E_ARTIFACTS/blobdiff-g2h.txt" >&2
-    fail "guest -> host: the host received data with sha256 $got_sum, the guest sent $host_sum (blobdiff-g2h.txt)"
+    fail "guest -> host: all $bytes bytes arrived, with sha256 $got_sum; the guest sent $host_sum (blobdiff-g2h.txt)"
 fi
 rm -f "$blob" "$E2E_WORK/g2h"
-shell 'rm -f /tmp/in; echo removed' '^removed$'
+shell 'killall nc 2>/dev/null; rm -f /tmp/in; echo removed' '^removed$'
 
 # Device reset and restart: unbinding virtio_net writes status 0 (the packet threads let go and
 # the queues are reset), binding it again negotiates anew and reaches DRIVER_OK.

@@ -42,7 +42,7 @@ public sealed unsafe class GuestMemory : IDisposable
         var size = layout.RamSize;
         // Reserved HugePageBytes larger and trimmed to a 2 MiB boundary: guest-physical 2 MiB
         // frames then sit on host huge pages, which the hypervisor can map with 2 MiB entries
-        // (a mapping the kernel places anywhere would only ever get 4 KiB ones).
+        // (the kernel aligns a plain mmap to 4 KiB only: a 2 MiB-aligned one was luck).
         var reserve = size + HugePageBytes;
         var mapping = Interop.Interop.Sys.Mmap(0, (nuint)reserve, Interop.Interop.Sys.PROT_READ | Interop.Interop.Sys.PROT_WRITE,
             Interop.Interop.Sys.MAP_PRIVATE | Interop.Interop.Sys.MAP_ANONYMOUS | Interop.Interop.Sys.MAP_NORESERVE, -1, 0);

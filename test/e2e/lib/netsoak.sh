@@ -7,7 +7,10 @@
 #   SOAK_VHOST=on|off    ours: `vhost = true|false`; QEMU: -netdev tap,vhost=on|off
 # Each transfer is reported as ok, BAD (checksum; the data arrived), STALLED (no byte for
 # SOAK_SILENCE seconds, default 10) or, once the guest stops answering, not run. The case fails
-# if any transfer was not ok. The guest's kernel log goes to the console (no `quiet`), so an
+# if any transfer was not ok. The guest sends back a blob the host sent it first, so a BAD copy
+# is compared with the original (lib/blobdiff.py, noted and kept in blobdiff-g2h-N.txt; the first
+# two bad copies are kept too). SOAK_* variables reach the sandbox (run.sh passes them on).
+# The guest's kernel log goes to the console (no `quiet`), so an
 # oops or panic is in console.log. This is a diagnostic, not part of the suite: it measures how
 # often a data path fails here, side by side with QEMU's.
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"

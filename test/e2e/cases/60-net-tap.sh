@@ -14,6 +14,7 @@
 # /dev/vhost-net exists (the sandbox loads vhost_net), else that the packet threads do and why.
 # e2e-timeout: 900
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"
+. "$E2E_ROOT/test/e2e/lib/stream.sh"
 
 NS=e2enet
 MIB=${E2E_NET_MIB:-100}
@@ -93,7 +94,7 @@ shell 'sleep 900 | nc -l -p 5002 > /tmp/in & echo listening' '^listening$'
 t0=$SECONDS
 in_ns timeout 600 socat -u "FILE:$blob" TCP:10.0.2.15:5002,retry=20,interval=1 || fail "host -> guest: socat failed"
 note "host -> guest: $MIB MiB in $((SECONDS - t0))s"
-shell "i=0; while [ \$(wc -c < /tmp/in) -lt $bytes ] && [ \$i -lt 300 ]; do sleep 0.2; i=\$((i+1)); done; killall nc sleep 2>/dev/null; echo size \$(wc -c < /tmp/in) \$(sha256sum /tmp/in)" '^size [0-9]+ [0-9a-f]{64} ' 120
+shell "$(guest_wait_sum /tmp/in $bytes 300)" "$STREAM_SUM_RE" 120
 read -r _ got_size got_sum _ <<< "$CONSOLE_MATCH"
 [ "$got_size" = $bytes ] || fail "host -> guest: the guest received $got_size of $bytes bytes"
 [ "$got_sum" = "$host_sum" ] || fail "host -> guest: the guest received all $bytes bytes, with sha256 $got_sum; the host sent $host_sum"
@@ -106,21 +107,13 @@ shell 'nc -l -p 5001 < /tmp/in & echo listening' '^listening$'
 t0=$SECONDS
 ( in_ns timeout 600 socat -u TCP:10.0.2.15:5001,retry=20,interval=1 "CREATE:$E2E_WORK/g2h" ) &
 rpid=$!
-prev=-1 still=0
-while :; do
-    sleep 1
-    got_size=$(stat -c %s "$E2E_WORK/g2h" 2>/dev/null || echo 0)
-    [ "$got_size" -ge $bytes ] && break
-    if [ "$got_size" = "$prev" ]; then still=$((still + 1)); else still=0; fi
-    [ $still -ge 30 ] && break
-    prev=$got_size
-done
+wait_size "$E2E_WORK/g2h" $bytes 30 || true
 kill $rpid 2>/dev/null || true; wait $rpid 2>/dev/null || true
 note "guest -> host: $MIB MiB in about $((SECONDS - t0))s"
-[ "$got_size" -ge $bytes ] || fail "guest -> host: $got_size of $bytes bytes arrived, then nothing for 30 s"
+[ "$SIZE" -ge $bytes ] || fail "guest -> host: $SIZE of $bytes bytes arrived, then nothing for 30 s"
 got_sum=$(head -c $bytes "$E2E_WORK/g2h" | sha256sum | cut -d' ' -f1)
 if [ "$got_sum" != "$host_sum" ]; then
-    [ -x /usr/bin/python3 ] && /usr/bin/python3 "$E2E_ROOT/test/e2e/lib/blobdiff.py" "$blob" "$E2E_WORK/g2h" | tee "$E2E_ARTIFACTS/blobdiff-g2h.txt" >&2
+    blobdiff "$blob" "$E2E_WORK/g2h" "$E2E_ARTIFACTS/blobdiff-g2h.txt" && cat "$E2E_ARTIFACTS/blobdiff-g2h.txt" >&2
     fail "guest -> host: all $bytes bytes arrived, with sha256 $got_sum; the guest sent $host_sum (blobdiff-g2h.txt)"
 fi
 rm -f "$blob" "$E2E_WORK/g2h"

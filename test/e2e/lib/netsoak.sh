@@ -14,6 +14,7 @@
 # oops or panic is in console.log. This is a diagnostic, not part of the suite: it measures how
 # often a data path fails here, side by side with QEMU's.
 . "$E2E_ROOT/test/e2e/lib/standalone.sh"
+. "$E2E_ROOT/test/e2e/lib/stream.sh"
 
 NS=e2esoak
 MIB=${SOAK_MIB:-64}
@@ -71,7 +72,7 @@ blob_sum=$(sha256sum "$blob" | cut -d' ' -f1)
 h2g() {
     try "sleep 900 | nc -l -p $1 > $2 & echo listening" '^listening$' 60 || return 1
     in_ns timeout 600 socat -u "FILE:$blob" "TCP:10.0.4.15:$1,retry=20,interval=1" || true
-    try "i=0; while [ \$(wc -c < $2) -lt $((MIB << 20)) ] && [ \$i -lt $((5 * SILENCE)) ]; do sleep 0.2; i=\$((i+1)); done; echo size \$(wc -c < $2) \$(sha256sum $2); killall nc sleep 2>/dev/null" '^size [0-9]+ [0-9a-f]{64} ' 120 || return 1
+    try "$(guest_wait_sum "$2" $((MIB << 20)) $((5 * SILENCE)))" "$STREAM_SUM_RE" 120 || return 1
     read -r _ SIZE SUM _ <<< "$CONSOLE_MATCH"
 }
 
@@ -80,21 +81,7 @@ h2g() {
 # the wrong bytes are and what they are says more about the cause than a checksum.
 h2g 5100 /tmp/out || fail "the guest did not answer while receiving its copy of the blob"
 [ "$SUM" = "$blob_sum" ] || fail "the guest's copy of the blob is bad (size $SIZE, sha256 $SUM)"
-guest_sum=$blob_sum
 bad_kept=0
-
-# wait_size FILE: until FILE holds MIB MiB or has not grown for SILENCE seconds; its size in SIZE.
-wait_size() {
-    local prev=-1 still=0
-    while :; do
-        sleep 1
-        SIZE=$(stat -c %s "$1" 2>/dev/null || echo 0)
-        [ "$SIZE" -ge $((MIB << 20)) ] && return 0
-        if [ "$SIZE" = "$prev" ]; then still=$((still + 1)); else still=0; fi
-        [ $still -ge "$SILENCE" ] && return 1
-        prev=$SIZE
-    done
-}
 
 # threads NAME: where every thread of the VMM is (name, state, kernel wait channel, syscall and
 # kernel stack from /proc), into NAME in the artifacts: a vCPU thread in KVM_RUN is in the
@@ -135,13 +122,12 @@ for i in $(seq 1 "$ROUNDS"); do
     try "nc -l -p $port < /tmp/out & echo listening" '^listening$' 60 || { dead=1; break; }
     ( in_ns timeout 600 socat -u "TCP:10.0.4.15:$port,retry=20,interval=1" "CREATE:/tmp/soak-g2h" ) &
     rpid=$!
-    if wait_size /tmp/soak-g2h; then
+    if wait_size /tmp/soak-g2h $((MIB << 20)) "$SILENCE"; then
         sum=$(head -c $((MIB << 20)) /tmp/soak-g2h | sha256sum | cut -d' ' -f1)
-        if [ "$sum" = "$guest_sum" ]; then report g2h "$i" "ok ($((SECONDS - t0)) s)"; else
+        if [ "$sum" = "$blob_sum" ]; then report g2h "$i" "ok ($((SECONDS - t0)) s)"; else
             report g2h "$i" "BAD (sha256 $sum)"
             note "g2h $i: page movements in the sandbox during it: $(vm_delta "$vm_before" "$(vm_moves)")"
-            if [ -x /usr/bin/python3 ]; then
-                /usr/bin/python3 "$E2E_ROOT/test/e2e/lib/blobdiff.py" "$blob" /tmp/soak-g2h > "$E2E_ARTIFACTS/blobdiff-g2h-$i.txt" 2>&1
+            if blobdiff "$blob" /tmp/soak-g2h "$E2E_ARTIFACTS/blobdiff-g2h-$i.txt"; then
                 while read -r line; do note "g2h $i: $line"; done < "$E2E_ARTIFACTS/blobdiff-g2h-$i.txt"
             fi
             # The first two bad copies are kept for a closer look (64 MiB each).

@@ -43,8 +43,7 @@ public sealed unsafe class GuestMemory : IDisposable
         // Reserved HugePageBytes larger and trimmed to a 2 MiB boundary: guest-physical 2 MiB
         // frames then sit on host huge pages, which the hypervisor can map with 2 MiB entries
         // (the kernel aligns a plain mmap to 4 KiB only: a 2 MiB-aligned one was luck).
-        var reserve = size + HugePageBytes;
-        var mapping = Interop.Interop.Sys.Mmap(0, (nuint)reserve, Interop.Interop.Sys.PROT_READ | Interop.Interop.Sys.PROT_WRITE,
+        var mapping = Interop.Interop.Sys.Mmap(0, (nuint)(size + HugePageBytes), Interop.Interop.Sys.PROT_READ | Interop.Interop.Sys.PROT_WRITE,
             Interop.Interop.Sys.MAP_PRIVATE | Interop.Interop.Sys.MAP_ANONYMOUS | Interop.Interop.Sys.MAP_NORESERVE, -1, 0);
         if (mapping == Interop.Interop.Sys.MAP_FAILED)
         {
@@ -54,17 +53,15 @@ public sealed unsafe class GuestMemory : IDisposable
                 + "lower the VM's memory size or free host memory (check ulimit -v and vm.overcommit_memory)",
                 new ErrnoException("mmap", errno));
         }
-        var aligned = (nint)(((ulong)mapping + HugePageBytes - 1) & ~(HugePageBytes - 1));
-        if (aligned != mapping)
+        // The reservation's HugePageBytes of slack go partly before the boundary, the rest after
+        // the guest's RAM.
+        var head = (((ulong)mapping + HugePageBytes - 1) & ~(HugePageBytes - 1)) - (ulong)mapping;
+        if (head != 0)
         {
-            _ = Interop.Interop.Sys.Munmap(mapping, (nuint)(aligned - mapping));
+            _ = Interop.Interop.Sys.Munmap(mapping, (nuint)head);
         }
-        var tail = (ulong)(mapping + (nint)reserve) - ((ulong)aligned + size);
-        if (tail != 0)
-        {
-            _ = Interop.Interop.Sys.Munmap((nint)((ulong)aligned + size), (nuint)tail);
-        }
-        mapping = aligned;
+        mapping += (nint)head;
+        _ = Interop.Interop.Sys.Munmap(mapping + (nint)size, (nuint)(HugePageBytes - head)); // at least a page: head < HugePageBytes
         // Best effort: THP may be disabled on the host, in which case small pages are used.
         _ = Interop.Interop.Sys.Madvise(mapping, (nuint)size, Interop.Interop.Sys.MADV_HUGEPAGE);
         return new GuestMemory(layout, mapping, size);

@@ -72,6 +72,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -gt 0 ] || bad_usage "no command given"
+tcg_thread=${KVM_SANDBOX_TCG_THREAD:-single}
+[[ $tcg_thread == single || $tcg_thread == multi ]] || bad_usage "KVM_SANDBOX_TCG_THREAD must be single or multi, not '$tcg_thread'"
 
 for i in "${!outs[@]}"; do
     mkdir -p -- "${outs[$i]}" || bad_usage "cannot create --out ${outs[$i]}"
@@ -273,7 +275,7 @@ fi
 # when the sandbox dies and kept with the record of a stopped one (cpu_dump).
 loglevel="quiet loglevel=4"
 [ $verbose -eq 1 ] && loglevel="loglevel=6"
-qemu=("$qemu_bin" "${qemu_data[@]}" -M q35 -accel "tcg,thread=${KVM_SANDBOX_TCG_THREAD:-single},tb-size=256" -cpu EPYC -smp "$cpus" -m "$mem"
+qemu=("$qemu_bin" "${qemu_data[@]}" -M q35 -accel "tcg,thread=$tcg_thread,tb-size=256" -cpu EPYC -smp "$cpus" -m "$mem"
       -nodefaults -no-user-config -display none -no-reboot -net none
       -kernel "$IMAGE_KERNEL" -initrd "$IMAGE_INITRD"
       -append "console=ttyS0 $loglevel panic=-1 oops=panic mitigations=off nokaslr rdinit=/init sandbox.job=$job sandbox.qemu=$qemu_kind ${KVM_SANDBOX_APPEND:-}"
